@@ -1,0 +1,116 @@
+"""Settings, resolved as: command-line flags > REPOCHAT_* environment > repochat.toml / [tool.repochat] > defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import platformdirs
+
+from .errors import ConfigError
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3,
+               "t": 1024**4, "tb": 1024**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def parse_size(value: str | int) -> int:
+    """'512MB', '8g', '1.5GiB' or a plain number of bytes -> bytes."""
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
+    if not match or match.group(2).lower() not in _SIZE_UNITS:
+        raise ConfigError(f"not a size: {value!r} (use e.g. 800KB, 512MB, 8GB)")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command may be told. Field names are the config keys (``max_file_size`` -> REPOCHAT_MAX_FILE_SIZE)."""
+
+    index_dir: str = ""  # default: <root>/.repochat
+    cache_dir: str = field(default_factory=lambda: platformdirs.user_cache_dir("repochat"))
+    max_file_size: int = 1024 * 1024  # bytes; larger files are skipped and counted
+    embeddings: bool = True  # compute chunk vectors (slow on CPU) for hybrid search
+    embedding_model: str = "minilm"  # "minilm" (bundled ONNX) or a path to a GGUF embedding model
+    model: str = "default"  # a name from `repochat models` or a path to a GGUF file
+    lora: str = ""
+    memory: int = 0  # bytes for model + KV cache; 0 = a share of free RAM
+    ctx: int = 0  # context length; 0 = what the plan and the model allow
+    kv_type: str = "f16"  # f16, q8_0 or q4_0
+    page_tokens: int = 1024  # tokens per KV page
+    kv_cache_size: int = 20 * 1024**3  # bytes of KV pages kept on disk before LRU eviction
+    gpu_layers: int = 0
+    threads: int = 0  # 0 = all cores
+    max_answer_tokens: int = 512
+    fail_on: str = "error"  # review: error, warning, info or never
+    review_skip: tuple[str, ...] = ()  # review: gitignore-style patterns of paths not to review
+    max_diff_lines: int = 2000  # review: above this, only the most important files are reviewed
+
+    def index_path(self, root: Path) -> Path:
+        return Path(self.index_dir).expanduser() if self.index_dir else root / ".repochat"
+
+
+_SIZE_KEYS = {"max_file_size", "memory", "kv_cache_size"}
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    try:
+        if name in _SIZE_KEYS:
+            return parse_size(value)
+        if kind == "bool" or kind is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind == "int" or kind is int:
+            return int(value)
+        if str(kind).startswith("tuple"):
+            return tuple(value) if isinstance(value, (list, tuple)) else tuple(s for s in str(value).split(",") if s)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad value for {name}: {value!r}") from exc
+
+
+def _file_settings(root: Path) -> dict[str, Any]:
+    """[tool.repochat] in pyproject.toml, then repochat.toml (which wins)."""
+    found: dict[str, Any] = {}
+    for name, table in (("pyproject.toml", ("tool", "repochat")), ("repochat.toml", ())):
+        path = root / name
+        if not path.is_file():
+            continue
+        try:
+            data: Any = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+        for key in table:
+            data = data.get(key, {}) if isinstance(data, dict) else {}
+        found.update({k.replace("-", "_"): v for k, v in data.items()})
+    return found
+
+
+def load_settings(root: Path, overrides: Mapping[str, Any] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve settings for a repository root. ``overrides`` are flags; None values mean 'not given'."""
+    environ = os.environ if environ is None else environ
+    known = {f.name: f.type for f in fields(Settings)}
+    merged: dict[str, Any] = {}
+    for key, value in _file_settings(root).items():
+        if key not in known:
+            raise ConfigError(f"unknown setting {key!r} in config (known: {', '.join(sorted(known))})")
+        merged[key] = value
+    for key in known:
+        env_value = environ.get(f"REPOCHAT_{key.upper()}")
+        if env_value is not None:
+            merged[key] = env_value
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            merged[key] = value
+    return dataclasses.replace(Settings(), **{k: _coerce(k, known[k], v) for k, v in merged.items()})

