@@ -1,0 +1,197 @@
+"""The `repochat` command line: a thin layer over the library. Every command takes --json."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+
+from .config import Settings, load_settings
+from .errors import RepochatError
+from .progress import progress_reporter
+from .repo.walk import check_root, find_root
+
+out = Console(highlight=False, soft_wrap=True)
+
+
+def handle_errors(exit_code: int = 1) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """RepochatError -> one line on stderr and a non-zero exit; REPOCHAT_DEBUG=1 keeps the traceback."""
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return command(*args, **kwargs)
+            except RepochatError as exc:
+                if os.environ.get("REPOCHAT_DEBUG"):
+                    raise
+                click.echo(f"repochat: error: {exc}", err=True)
+                sys.exit(exit_code)
+            except KeyboardInterrupt:
+                click.echo("repochat: interrupted", err=True)
+                sys.exit(130)
+        return run
+    return decorate
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def repo_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("-C", "--repo", "repo", default=None, type=click.Path(path_type=Path),
+                        help="Repository root (default: the git work tree containing the current directory).")(command)
+
+
+def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")(command)
+
+
+def settings_for(repo: Path | None, **overrides: Any) -> tuple[Path, Settings]:
+    """A path given explicitly is the root as it is; none means the git work tree around the current directory."""
+    root = check_root(repo) if repo is not None else find_root(Path.cwd())
+    return root, load_settings(root, overrides)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="repochat")
+def cli() -> None:
+    """Ask questions about a whole repository with a local model, offline."""
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--rebuild", is_flag=True, help="Drop the existing index and build it again.")
+@click.option("--no-embed", is_flag=True, help="Skip vectors (full-text search only; hybrid fills them in later).")
+@click.option("--max-file-size", help="Skip files larger than this (e.g. 1MB).")
+@json_option
+@handle_errors()
+def index(path: Path | None, rebuild: bool, no_embed: bool, max_file_size: str | None, as_json: bool) -> None:
+    """Index PATH (default: the current repository): chunks, symbols, full-text index, then vectors."""
+    from .index.indexer import embed_pending, update_index
+
+    root, settings = settings_for(path, max_file_size=max_file_size, embeddings=False if no_embed else None)
+    with progress_reporter(not as_json) as report:
+        summary = update_index(root, settings, report, rebuild=rebuild)
+        if not as_json:
+            _print_index_summary(summary)
+        if settings.embeddings and summary.vectors_pending:
+            from .index.store import IndexStore
+            summary.embedded = embed_pending(IndexStore.open(settings.index_path(root)), settings, report)
+            summary.vectors_pending -= summary.embedded
+            if not as_json:
+                out.print(f"embedded {summary.embedded} chunks")
+    if as_json:
+        emit_json(asdict(summary))
+
+
+def _print_index_summary(summary: Any) -> None:
+    if summary.notice:
+        out.print(f"[yellow]{summary.notice}[/]")
+    skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.skipped.items())) or "none"
+    out.print(f"indexed {summary.root}: {summary.files} files ({summary.parsed} parsed, {summary.unchanged} "
+              f"unchanged, {summary.deleted} removed), {summary.chunks} chunks, {summary.symbols} symbols "
+              f"in {summary.seconds:.2f}s; skipped: {skipped}")
+
+
+@cli.command()
+@click.argument("query")
+@click.option("-k", "k", default=10, show_default=True, help="Number of results.")
+@click.option("--mode", type=click.Choice(["hybrid", "fts", "vector"]), default="hybrid", show_default=True)
+@click.option("--path", "path_glob", help="Only paths matching this glob (e.g. 'src/**/*.py').")
+@click.option("--lang", "language", help="Only this language (e.g. python).")
+@repo_option
+@json_option
+@handle_errors()
+def search(query: str, k: int, mode: str, path_glob: str | None, language: str | None, repo: Path | None,
+           as_json: bool) -> None:
+    """Search the index: ranked chunks with path:line."""
+    from .index.store import IndexStore
+    from .retrieve.search import search as run_search
+
+    root, settings = settings_for(repo)
+    hits = run_search(IndexStore.open(settings.index_path(root)), query, k=k, mode=mode, path_glob=path_glob,
+                      language=language, embedding_model=settings.embedding_model)
+    if as_json:
+        emit_json({"query": query, "mode": mode, "results": [asdict(h) for h in hits]})
+        return
+    for rank, hit in enumerate(hits, 1):
+        out.print(f"[bold]{rank:2d}. {hit.location()}[/]  {hit.kind} {hit.symbol}  [dim]{hit.score:.4f}[/]")
+        for line in hit.text.splitlines()[:3]:
+            out.print(f"      {line[:120]}", markup=False)
+    if not hits:
+        out.print("no results")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--defs", "role", flag_value="definition", help="Definitions only.")
+@click.option("--refs", "role", flag_value="reference", help="References only.")
+@repo_option
+@json_option
+@handle_errors()
+def symbols(name: str, role: str | None, repo: Path | None, as_json: bool) -> None:
+    """Definitions of NAME and references to it (with the definition each reference is in)."""
+    from .index.store import IndexStore
+    from .retrieve.symbols import find_symbols
+
+    root, settings = settings_for(repo)
+    hits = find_symbols(IndexStore.open(settings.index_path(root)), name, role)
+    if as_json:
+        emit_json({"name": name, "definitions": [asdict(h) for h in hits if h.role == "definition"],
+                   "references": [asdict(h) for h in hits if h.role == "reference"]})
+        return
+    for hit in hits:
+        where = f" in {hit.scope}" if hit.scope and hit.role == "reference" else ""
+        out.print(f"{hit.role[:3]}  {hit.location()}  {hit.kind} {hit.name}{where}")
+    if not hits:
+        out.print(f"no symbol named {name!r}")
+
+
+@cli.command("map")
+@click.option("--tokens", default=1024, show_default=True, help="Token budget for the map.")
+@click.option("--focus", multiple=True, help="Bias the ranking towards these files (repeatable).")
+@repo_option
+@json_option
+@handle_errors()
+def repo_map(tokens: int, focus: tuple[str, ...], repo: Path | None, as_json: bool) -> None:
+    """A map of the most important definitions, ranked by the reference graph, within --tokens."""
+    from .index.store import IndexStore
+    from .retrieve.repomap import rank_definitions, render_map
+
+    root, settings = settings_for(repo)
+    entries = rank_definitions(IndexStore.open(settings.index_path(root)), focus_paths=set(focus))
+    text, used = render_map(entries, tokens)
+    if as_json:
+        emit_json({"tokens": used, "budget": tokens, "map": text})
+    else:
+        click.echo(text)
+
+
+@cli.command()
+@repo_option
+@json_option
+@handle_errors()
+def status(repo: Path | None, as_json: bool) -> None:
+    """What is indexed, what was skipped and why, and the plan for asking (whole repository or retrieval)."""
+    from .status import repository_status
+
+    root, settings = settings_for(repo)
+    report = repository_status(root, settings)
+    if as_json:
+        emit_json(report)
+        return
+    for section, values in report.items():
+        out.print(f"[bold]{section}[/]")
+        for key, value in (values.items() if isinstance(values, dict) else [("", values)]):
+            out.print(f"  {key}: {value}" if key else f"  {value}")
+
+
+def main() -> None:
+    cli()

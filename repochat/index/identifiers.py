@@ -1,0 +1,36 @@
+"""Identifier splitting, so that parseHTTPRequest and parse_http_request are found by 'parse http request'.
+
+The full-text index tokenizes on punctuation only; this module adds the parts of compound identifiers to the text
+that is indexed (and to queries), once per distinct identifier.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+# Identifiers that have something to split: an underscore between word characters, or a lower->upper case change.
+_COMPOUND = re.compile(r"\b[A-Za-z0-9]*(?:[A-Za-z0-9]_|[a-z0-9][A-Z]|[A-Z][A-Z][a-z])[A-Za-z0-9_]*")
+_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+
+
+@lru_cache(maxsize=200_000)
+def split_identifier(name: str) -> tuple[str, ...]:
+    """'parseHTTPRequest' -> ('parse', 'http', 'request'); a simple word -> (word,)."""
+    return tuple(part.lower() for part in _PART.findall(name))
+
+
+def identifier_parts(text: str) -> str:
+    """The parts of every compound identifier in text, each distinct identifier once, space-separated."""
+    parts: list[str] = []
+    for name in set(_COMPOUND.findall(text)):
+        pieces = split_identifier(name)
+        if len(pieces) > 1:
+            parts.extend(pieces)
+    return " ".join(parts)
+
+
+def searchable(text: str) -> str:
+    """Text as the full-text index should see it: the original words plus identifier parts."""
+    extra = identifier_parts(text)
+    return f"{text}\n{extra}" if extra else text

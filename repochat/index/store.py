@@ -1,0 +1,211 @@
+"""The on-disk index: LanceDB tables for chunks, symbols, files and vectors, under a versioned folder.
+
+Crash safety comes from write order: a file's chunks and symbols are replaced first and its row in `files` (with the
+content hash) last, so an interrupted run leaves files whose hash was not recorded, which the next run redoes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterable
+
+import lancedb
+import pyarrow as pa
+from lancedb.index import FTS
+
+from ..errors import IndexError_, IndexMissing
+from ..records import Chunk, Symbol
+
+SCHEMA_VERSION = 1
+FOLDER = f"index-v{SCHEMA_VERSION}"
+_IN_BATCH = 400  # paths per `path IN (...)` filter
+
+CHUNKS = pa.schema([
+    ("path", pa.string()), ("language", pa.string()), ("kind", pa.string()), ("symbol", pa.string()),
+    ("start_line", pa.int32()), ("end_line", pa.int32()), ("text", pa.string()), ("context", pa.string()),
+    ("signature", pa.string()), ("doc", pa.string()), ("tokens", pa.int32()),
+    ("search_text", pa.string()), ("embed_key", pa.string()),
+])
+SYMBOLS = pa.schema([
+    ("path", pa.string()), ("name", pa.string()), ("kind", pa.string()), ("role", pa.string()),
+    ("line", pa.int32()), ("scope", pa.string()),
+])
+FILES = pa.schema([
+    ("path", pa.string()), ("sha", pa.string()), ("size", pa.int64()), ("mtime", pa.float64()),
+    ("language", pa.string()), ("status", pa.string()), ("chunks", pa.int32()), ("tokens", pa.int64()),
+])
+FTS_CONFIG = dict(base_tokenizer="icu", stem=True, remove_stop_words=True, ascii_folding=True, lower_case=True)
+
+
+def vectors_schema(dim: int) -> pa.Schema:
+    return pa.schema([("embed_key", pa.string()), ("vector", pa.list_(pa.float32(), dim))])
+
+
+def sql_quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class IndexStore:
+    """One repository's index. Open with `IndexStore.open` (reading) or `IndexStore.create` (writing)."""
+
+    def __init__(self, path: Path, db: Any, meta: dict[str, Any]) -> None:
+        self.path = path
+        self.meta = meta
+        self._db = db
+
+    # --- opening -------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, index_dir: Path) -> "IndexStore":
+        """An existing index, or IndexMissing / IndexError_ with what to do about it."""
+        path = index_dir / FOLDER
+        meta_file = path / "meta.json"
+        if not meta_file.is_file():
+            if index_dir.is_dir() and any(p.name.startswith("index-v") for p in index_dir.iterdir()):
+                raise IndexMissing("the index was built by another repochat version; run `repochat index`")
+            raise IndexMissing("no index yet; run `repochat index` first")
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            db = lancedb.connect(str(path / "db"))
+            store = cls(path, db, meta)
+            for name in ("chunks", "symbols", "files"):
+                store.table(name)
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise IndexError_(f"the index at {path} is corrupt ({exc}); run `repochat index --rebuild`") from exc
+        return store
+
+    @classmethod
+    def create_or_open(cls, index_dir: Path, embedder_id: str) -> tuple["IndexStore", str]:
+        """Open for writing; rebuilds from scratch (and says why) when missing, corrupt or incompatible."""
+        try:
+            store = cls.open(index_dir)
+        except IndexMissing:
+            return cls._create(index_dir, embedder_id), "new index"
+        except IndexError_ as exc:
+            return cls._create(index_dir, embedder_id), f"rebuilt: {exc}"
+        if store.meta.get("embedder") != embedder_id:
+            store.drop_vectors(embedder_id)
+            return store, f"embedding model changed to {embedder_id}: vectors will be recomputed"
+        return store, ""
+
+    @staticmethod
+    def remove(index_dir: Path) -> None:
+        for old in index_dir.glob("index-v*") if index_dir.is_dir() else ():
+            shutil.rmtree(old, ignore_errors=True)
+
+    @classmethod
+    def _create(cls, index_dir: Path, embedder_id: str) -> "IndexStore":
+        path = index_dir / FOLDER
+        cls.remove(index_dir)  # this and other schema versions: unreadable by this one
+        path.mkdir(parents=True, exist_ok=True)
+        db = lancedb.connect(str(path / "db"))
+        for name, schema in (("chunks", CHUNKS), ("symbols", SYMBOLS), ("files", FILES)):
+            db.create_table(name, schema=schema, mode="overwrite")
+        meta = {"schema": SCHEMA_VERSION, "embedder": embedder_id}
+        store = cls(path, db, meta)
+        store._write_meta()
+        return store
+
+    def _write_meta(self) -> None:
+        tmp = self.path / "meta.json.tmp"
+        tmp.write_text(json.dumps(self.meta), encoding="utf-8")
+        tmp.replace(self.path / "meta.json")
+
+    def table(self, name: str) -> Any:
+        return self._db.open_table(name)
+
+    def column(self, table: str, name: str, where: str | None = None) -> list[Any]:
+        query = self.table(table).search().select([name]).limit(None)
+        if where:
+            query = query.where(where)
+        return query.to_arrow().column(0).to_pylist()
+
+    # --- files ---------------------------------------------------------------------------------------------
+    def file_rows(self) -> dict[str, dict[str, Any]]:
+        rows = self.table("files").to_arrow().to_pylist()
+        return {row["path"]: row for row in rows}
+
+    def replace_files(self, paths: Iterable[str], rows: list[dict[str, Any]]) -> None:
+        self._delete_paths("files", list(paths))
+        if rows:
+            self.table("files").add(pa.Table.from_pylist(rows, schema=FILES))
+
+    def save_skipped(self, skipped: dict[str, list[str]]) -> None:
+        """Files the walker left out by path (ignored, too large, secret, ...), for `repochat status`."""
+        self.meta["skipped"] = {reason: sorted(paths) for reason, paths in skipped.items()}
+        self._write_meta()
+
+    def skip_counts(self) -> dict[str, int]:
+        """Every file left out, by reason: by path (walker) and by content (binary, secret, ...)."""
+        counts = {reason: len(paths) for reason, paths in self.meta.get("skipped", {}).items()}
+        for status in self.column("files", "status", where="status != 'indexed'"):
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+    # --- chunks and symbols --------------------------------------------------------------------------------
+    def replace_content(self, paths: list[str], chunks: list[dict[str, Any]], symbols: list[Symbol]) -> None:
+        """Drop everything stored for paths, then store the new chunks and symbols."""
+        for name in ("chunks", "symbols"):
+            self._delete_paths(name, paths)
+        if chunks:
+            self.table("chunks").add(pa.Table.from_pylist(chunks, schema=CHUNKS))
+        if symbols:
+            self.table("symbols").add(pa.Table.from_pylist([asdict(s) for s in symbols], schema=SYMBOLS))
+
+    def _delete_paths(self, name: str, paths: list[str]) -> None:
+        table = self.table(name)
+        for start in range(0, len(paths), _IN_BATCH):
+            batch = paths[start:start + _IN_BATCH]
+            table.delete(f"path IN ({', '.join(sql_quote(p) for p in batch)})")
+
+    def ensure_fts(self, force: bool = False) -> None:
+        """Build the full-text index when missing or when many rows are not in it yet.
+
+        Rows added after the build are still found (LanceDB searches them flat), so small updates skip the rebuild.
+        """
+        table = self.table("chunks")
+        indices = [i for i in table.list_indices() if i.index_type == "FTS"]
+        stale = table.count_rows() and (not indices or force or self._unindexed(table) > 2000)
+        if stale:
+            table.create_index("search_text", config=FTS(**FTS_CONFIG), replace=True)
+
+    @staticmethod
+    def _unindexed(table: Any) -> int:
+        stats = table.index_stats("search_text_idx")
+        return int(stats.num_unindexed_rows) if stats else 1 << 30
+
+    # --- vectors -------------------------------------------------------------------------------------------
+    def vector_keys(self) -> set[str]:
+        if "vectors" not in self._table_names():
+            return set()
+        return set(self.column("vectors", "embed_key"))
+
+    def add_vectors(self, keys: list[str], vectors: Any) -> None:
+        data = pa.table({"embed_key": pa.array(keys, pa.string()),
+                         "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)),
+                                                                     vectors.shape[1])})
+        if "vectors" not in self._table_names():
+            self._db.create_table("vectors", data=data)
+        else:
+            self.table("vectors").add(data)
+
+    def drop_vectors(self, embedder_id: str) -> None:
+        if "vectors" in self._table_names():
+            self._db.drop_table("vectors")
+        self.meta["embedder"] = embedder_id
+        self._write_meta()
+
+    def has_vectors(self) -> bool:
+        return "vectors" in self._table_names() and self.table("vectors").count_rows() > 0
+
+    def _table_names(self) -> list[str]:
+        return list(self._db.list_tables().tables)
+
+
+def chunk_row(chunk: Chunk, search_text: str, embed_key: str) -> dict[str, Any]:
+    row = asdict(chunk)
+    row["search_text"] = search_text
+    row["embed_key"] = embed_key
+    return row

@@ -1,0 +1,51 @@
+"""`repochat status`: the index, what was left out and why, and the plan for asking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .errors import IndexMissing, RepochatError
+from .index.store import IndexStore
+
+
+def repository_status(root: Path, settings: Settings) -> dict[str, Any]:
+    report: dict[str, Any] = {"repository": {"root": str(root), "index": str(settings.index_path(root))}}
+    try:
+        store = IndexStore.open(settings.index_path(root))
+    except IndexMissing as exc:
+        report["index"] = {"state": str(exc)}
+        return report
+    report["index"] = index_counts(store)
+    report["skipped"] = store.skip_counts() or {"none": 0}
+    report["plan"] = _plan(root, settings, report["index"]["tokens"])
+    return report
+
+
+def index_counts(store: IndexStore) -> dict[str, Any]:
+    from .index.indexer import count_pending_embeddings
+
+    files = store.table("files").search().select(["status", "tokens"]).limit(None).to_arrow().to_pylist()
+    indexed = [f for f in files if f["status"] == "indexed"]
+    return {
+        "files": len(indexed),
+        "chunks": store.table("chunks").count_rows(),
+        "symbols": store.table("symbols").count_rows(),
+        "vectors": store.table("vectors").count_rows() if store.has_vectors() else 0,
+        "vectors_pending": count_pending_embeddings(store),
+        "tokens": sum(f["tokens"] for f in indexed),
+        "embedder": store.meta.get("embedder", ""),
+    }
+
+
+def _plan(root: Path, settings: Settings, repo_tokens: int) -> dict[str, Any]:
+    """The memory planner's decision; a missing model is reported, not fatal, since status must always work."""
+    try:
+        from .ask import status_plan
+
+        return status_plan(root, settings)
+    except ImportError:
+        return {"state": "engine not available"}
+    except RepochatError as exc:
+        return {"state": f"no plan: {exc}", "repo_tokens_estimate": repo_tokens}
