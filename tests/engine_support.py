@@ -1,0 +1,85 @@
+"""Shared helpers for the engine tests: the real default model (assembled once per test run) and small real git
+repositories. Imported by tests/test_engine_*.py and tests/test_ask.py."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from repochat.config import Settings
+from repochat.engine.models import REGISTRY, ensure_assembled
+
+_MODEL_CACHE_NAME = "repochat-model-cache"
+
+
+def default_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default model assembled from its installed packages into this test run's temp dir (once per run)."""
+    directory = tmp_path_factory.getbasetemp() / _MODEL_CACHE_NAME / "models"
+    return ensure_assembled(REGISTRY[0], directory)
+
+
+def engine_settings(cache_dir: Path, **changes: Any) -> Settings:
+    """Settings whose model is the assembled default model in cache_dir, with small pages for fast tests."""
+    base = dict(cache_dir=str(cache_dir), page_tokens=256, max_answer_tokens=48, threads=0,
+                memory=4 * 1024**3)
+    base.update(changes)
+    return Settings(**base)
+
+
+def git(root: Path, *args: str, when: int | None = None) -> str:
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@example.com", GIT_CONFIG_NOSYSTEM="1", HOME=str(root))
+    if when is not None:
+        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = f"{when} +0000"
+    return subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def make_repo(root: Path, files: dict[str, str], start_time: int = 1_700_000_000) -> Path:
+    """A git repository with one commit per file, in the given order (so the first file is the most stable)."""
+    root.mkdir(parents=True, exist_ok=True)
+    git(root, "init", "-q", "-b", "main")
+    for offset, (name, text) in enumerate(files.items()):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        git(root, "add", name)
+        git(root, "commit", "-q", "-m", f"add {name}", when=start_time + offset * 1000)
+    return root
+
+
+_GGUF_TYPES = {int: 4, float: 6, bool: 7, str: 8}
+
+
+def write_gguf_header(path: Path, metadata: dict[str, Any]) -> Path:
+    """A syntactically valid GGUF with the given metadata and no tensors (for planner and loader error tests)."""
+    out = bytearray(b"GGUF" + struct.pack("<IQQ", 3, 0, len(metadata)))
+    for key, value in metadata.items():
+        out += _gguf_string(key)
+        if isinstance(value, list):
+            out += struct.pack("<IIQ", 9, _GGUF_TYPES[type(value[0])], len(value))
+            for item in value:
+                out += _gguf_scalar(item)
+        else:
+            out += struct.pack("<I", _GGUF_TYPES[type(value)]) + _gguf_scalar(value)
+    path.write_bytes(bytes(out))
+    return path
+
+
+def _gguf_string(text: str) -> bytes:
+    raw = text.encode()
+    return struct.pack("<Q", len(raw)) + raw
+
+
+def _gguf_scalar(value: Any) -> bytes:
+    if isinstance(value, bool):
+        return struct.pack("<?", value)
+    if isinstance(value, int):
+        return struct.pack("<I", value)
+    if isinstance(value, float):
+        return struct.pack("<f", value)
+    return _gguf_string(value)
