@@ -1,0 +1,1 @@
+"""Indexing: walking, chunking, symbols, embeddings and the LanceDB store."""

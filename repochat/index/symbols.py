@@ -1,0 +1,75 @@
+"""Definitions and references of a parsed file, read with the language's tags.scm query (Aider's naming).
+
+Only the ``@name.definition.<kind>`` and ``@name.reference.<kind>`` captures are read; the enclosing
+``@definition.<kind>`` / ``@reference.<kind>`` captures are kept in the .scm files for compatibility with Aider's
+queries. Each symbol's scope is the qualified name of the innermost definition (from chunks.scm) around it.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from tree_sitter import QueryCursor, Tree
+
+from repochat.index.definitions import Definition
+from repochat.index.languages import LanguageSpec, ts_query
+from repochat.records import Symbol
+
+_ROLES = {"definition": "definition", "reference": "reference"}
+
+
+def _flatten(definitions: list[Definition], out: list[Definition]) -> list[Definition]:
+    """Pre-order walk: definitions sorted by start byte, parents before their children."""
+    for definition in definitions:
+        out.append(definition)
+        _flatten(definition.children, out)
+    return out
+
+
+class _Scopes:
+    """Finds the innermost definition around a byte offset."""
+
+    def __init__(self, definitions: list[Definition]) -> None:
+        self.flat = _flatten(definitions, [])
+        self.starts = [d.start_byte for d in self.flat]
+        self.by_name_byte = {d.name_byte: d for d in self.flat}
+
+    def around(self, offset: int) -> Definition | None:
+        index = bisect_right(self.starts, offset) - 1
+        found = self.flat[index] if index >= 0 else None
+        while found is not None and offset >= found.end_byte:
+            found = found.parent
+        return found
+
+
+def _parse_capture(capture: str) -> tuple[str, str] | None:
+    """("definition" | "reference", kind) for a name capture such as "name.reference.call"."""
+    parts = capture.split(".", 2)
+    if len(parts) != 3 or parts[0] != "name" or parts[1] not in _ROLES:
+        return None
+    return parts[1], parts[2]
+
+
+def extract_symbols(spec: LanguageSpec, tree: Tree, path: str, definitions: list[Definition]) -> list[Symbol]:
+    """Definitions and references in file order, each with the qualified name of its enclosing definition."""
+    captures = QueryCursor(ts_query(spec, "tags.scm")).captures(tree.root_node)
+    scopes = _Scopes(definitions)
+    found: dict[tuple[int, str], tuple[int, Symbol]] = {}
+    for capture, nodes in captures.items():
+        parsed = _parse_capture(capture)
+        if parsed is None:
+            continue
+        role, kind = parsed
+        for node in nodes:
+            offset = node.start_byte
+            if (offset, role) in found:
+                continue
+            own = scopes.by_name_byte.get(offset) if role == "definition" else None
+            if own is not None:  # a definition chunks.scm knows: its kind (method, struct...) and owner
+                symbol_kind, scope = own.kind, own.qualname.rpartition(".")[0]
+            else:
+                enclosing = scopes.around(offset)
+                symbol_kind, scope = kind, enclosing.qualname if enclosing is not None else ""
+            name = node.text.decode("utf-8", "replace")
+            found[(offset, role)] = (offset, Symbol(path, name, symbol_kind, role, node.start_point.row + 1, scope))
+    return [symbol for _, symbol in sorted(found.values(), key=lambda item: item[0])]
