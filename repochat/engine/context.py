@@ -1,0 +1,230 @@
+"""Thin seam over llama.cpp's C API (through llama-cpp-python's ctypes bindings).
+
+The high-level ``Llama`` class cannot be used: it fixes n_seq_max = 1 (page deltas need a second sequence) and sizes
+its batch by n_ctx (gigabytes of sequence ids at 2M tokens). This module builds the context and one reusable batch
+itself, and exposes exactly what the page store and the session need: tokenize, decode at a position, logits,
+sequence copy/remove and per-sequence state get/set. Errors from llama.cpp become ModelError / EngineError here.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import llama_cpp
+import numpy as np
+
+from ..errors import EngineError, ModelError
+
+log = logging.getLogger("repochat.llama")
+SEQ_MAIN, SEQ_PAGE = 0, 1  # seq 0 holds the conversation; seq 1 is scratch for page deltas
+_recent_errors: collections.deque[str] = collections.deque(maxlen=8)
+_LOG_ERROR = 3
+
+
+@llama_cpp.llama_log_callback
+def _log_sink(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+    """llama.cpp logs to stderr by default; route it to logging and keep recent errors for our messages."""
+    message = text.decode("utf-8", errors="replace").rstrip()
+    if level == _LOG_ERROR and message:
+        _recent_errors.append(message)
+    log.debug(message)
+
+
+_backend_ready = False
+
+
+def _init_backend() -> None:
+    global _backend_ready
+    if not _backend_ready:
+        llama_cpp.llama_log_set(_log_sink, ctypes.c_void_p(0))
+        llama_cpp.llama_backend_init()
+        _backend_ready = True
+
+
+def _last_error() -> str:
+    return f": {_recent_errors[-1]}" if _recent_errors else ""
+
+
+_GGML_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": llama_cpp.GGML_TYPE_Q4_0}
+
+
+class LlamaModel:
+    """Loaded weights and vocabulary."""
+
+    def __init__(self, path: Path, gpu_layers: int = 0, vocab_only: bool = False) -> None:
+        _init_backend()
+        params = llama_cpp.llama_model_default_params()
+        params.n_gpu_layers = gpu_layers
+        params.vocab_only = vocab_only
+        _recent_errors.clear()
+        self._model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+        if not self._model:
+            raise ModelError(f"llama.cpp could not load {path}{_last_error()}")
+        self.path = path
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
+        self._adapters: list[object] = []
+
+    @property
+    def handle(self) -> object:
+        return self._model
+
+    def tokenize(self, text: str, add_special: bool = False, parse_special: bool = False) -> list[int]:
+        """Model tokens of ``text``. parse_special=False keeps '<|im_start|>' inside a source file literal."""
+        raw = text.encode("utf-8")
+        capacity = len(raw) + 16
+        buffer = (llama_cpp.llama_token * capacity)()
+        count = llama_cpp.llama_tokenize(self._vocab, raw, len(raw), buffer, capacity, add_special, parse_special)
+        if count < 0:  # capacity too small: llama.cpp returns minus the needed size
+            capacity = -count
+            buffer = (llama_cpp.llama_token * capacity)()
+            count = llama_cpp.llama_tokenize(self._vocab, raw, len(raw), buffer, capacity, add_special,
+                                             parse_special)
+        return list(buffer[:count])
+
+    def piece(self, token: int) -> bytes:
+        buffer = ctypes.create_string_buffer(64)
+        length = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, 64, 0, False)
+        if length < 0:
+            buffer = ctypes.create_string_buffer(-length)
+            length = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, -length, 0, False)
+        return buffer.raw[:length]
+
+    def is_end(self, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+
+    def load_lora(self, path: Path) -> object:
+        adapter = llama_cpp.llama_adapter_lora_init(self._model, str(path).encode())
+        if not adapter:
+            raise ModelError(f"llama.cpp could not load LoRA adapter {path}{_last_error()}")
+        self._adapters.append(adapter)
+        return adapter
+
+    def close(self) -> None:
+        if self._model:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+
+
+@dataclass(frozen=True)
+class ContextParams:
+    n_ctx: int
+    n_batch: int = 512
+    threads: int = 0  # 0 = all cores
+    kv_type: str = "f16"
+    swa_full: bool = True
+    lora: Path | None = None
+
+    def cache_identity(self) -> str:
+        """The parameters that change the KV values a prefill computes (part of every page key)."""
+        return f"ctx={self.n_ctx};k={self.kv_type};v={self.kv_type};fa=1;swa_full={int(self.swa_full)}"
+
+
+class LlamaContext:
+    """A context with two sequences sharing one unified KV cache, and one reusable batch."""
+
+    def __init__(self, model: LlamaModel, params: ContextParams) -> None:
+        self.model, self.params = model, params
+        cparams = llama_cpp.llama_context_default_params()
+        threads = params.threads or os.cpu_count() or 1
+        cparams.n_ctx, cparams.n_batch, cparams.n_ubatch = params.n_ctx, params.n_batch, params.n_batch
+        cparams.n_seq_max, cparams.kv_unified, cparams.swa_full = 2, True, params.swa_full
+        cparams.n_threads, cparams.n_threads_batch = threads, threads
+        cparams.type_k = cparams.type_v = _GGML_TYPES[params.kv_type]
+        # A quantized V cache requires flash attention; it also keeps long-context compute buffers small.
+        cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        cparams.no_perf = True
+        _recent_errors.clear()
+        self._ctx = llama_cpp.llama_init_from_model(model.handle, cparams)
+        if not self._ctx:
+            raise ModelError(f"could not create a context of {params.n_ctx:,} tokens{_last_error()}")
+        self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+        if params.lora:
+            self._apply_lora(model.load_lora(params.lora))
+        self._batch = llama_cpp.llama_batch_init(params.n_batch, 0, 1)
+        self._tokens = np.ctypeslib.as_array(self._batch.token, shape=(params.n_batch,))
+        self._positions = np.ctypeslib.as_array(self._batch.pos, shape=(params.n_batch,))
+        self._want_logits = np.ctypeslib.as_array(self._batch.logits, shape=(params.n_batch,))
+        for i in range(params.n_batch):  # every token belongs to the main sequence, once and for all
+            self._batch.n_seq_id[i] = 1
+            self._batch.seq_id[i][0] = SEQ_MAIN
+
+    def _apply_lora(self, adapter: object) -> None:
+        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
+        scales = (ctypes.c_float * 1)(1.0)
+        if llama_cpp.llama_set_adapters_lora(self._ctx, adapters, 1, scales) != 0:
+            raise ModelError(f"could not apply LoRA adapter {self.params.lora}{_last_error()}")
+
+    def decode(self, tokens: list[int], start: int, logits_last: bool = False) -> None:
+        """Append ``tokens`` to the main sequence at positions start, start+1, ... in batches of n_batch."""
+        if start + len(tokens) > self.n_ctx:
+            raise EngineError(f"context full: {start + len(tokens):,} tokens > {self.n_ctx:,}")
+        step = self.params.n_batch
+        for offset in range(0, len(tokens), step):
+            chunk = tokens[offset:offset + step]
+            count = len(chunk)
+            self._tokens[:count] = chunk
+            self._positions[:count] = np.arange(start + offset, start + offset + count)
+            self._want_logits[:count] = 0
+            if logits_last and offset + count == len(tokens):
+                self._want_logits[count - 1] = 1
+            self._batch.n_tokens = count
+            status = llama_cpp.llama_decode(self._ctx, self._batch)
+            if status != 0:
+                raise EngineError(f"llama_decode failed with status {status}{_last_error()}")
+
+    def last_logits(self) -> np.ndarray:
+        pointer = llama_cpp.llama_get_logits_ith(self._ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(self.model.n_vocab,)).copy()
+
+    def pos_max(self, seq: int = SEQ_MAIN) -> int:
+        return int(llama_cpp.llama_memory_seq_pos_max(self._memory, seq))
+
+    def seq_copy(self, source: int, target: int, start: int = -1, end: int = -1) -> None:
+        llama_cpp.llama_memory_seq_cp(self._memory, source, target, start, end)
+
+    def seq_remove(self, seq: int, start: int = -1, end: int = -1) -> None:
+        if not llama_cpp.llama_memory_seq_rm(self._memory, seq, start, end):
+            raise EngineError(f"could not remove positions {start}..{end} of sequence {seq}")
+
+    def export_range(self, start: int, end: int) -> bytearray:
+        """Serialized KV cells of main-sequence positions [start, end): one page's delta."""
+        self.seq_copy(SEQ_MAIN, SEQ_PAGE, start, end)
+        try:
+            size = llama_cpp.llama_state_seq_get_size(self._ctx, SEQ_PAGE)
+            data = bytearray(size)
+            written = llama_cpp.llama_state_seq_get_data(
+                self._ctx, (ctypes.c_uint8 * size).from_buffer(data), size, SEQ_PAGE)
+            if written != size:
+                raise EngineError(f"state export wrote {written} of {size} bytes")
+            return data
+        finally:
+            self.seq_remove(SEQ_PAGE)
+
+    def import_range(self, data: bytearray) -> bool:
+        """Append a page delta written by export_range to the main sequence; False if llama.cpp rejects it."""
+        size = len(data)
+        read = llama_cpp.llama_state_seq_set_data(self._ctx, (ctypes.c_uint8 * size).from_buffer(data), size,
+                                                  SEQ_PAGE)
+        if read == 0:
+            self.seq_remove(SEQ_PAGE)
+            return False
+        self.seq_copy(SEQ_PAGE, SEQ_MAIN)
+        self.seq_remove(SEQ_PAGE)
+        return True
+
+    def close(self) -> None:
+        if self._ctx:
+            llama_cpp.llama_batch_free(self._batch)
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+
+    def __del__(self) -> None:
+        self.close()
