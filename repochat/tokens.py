@@ -21,6 +21,12 @@ def count_tokens(text: str) -> int:
     return len(_encoding().encode_ordinary(text))
 
 
+_THREADED_BATCH = 256  # below this, starting tiktoken's thread pool costs more than it saves
+
+
 def count_tokens_batch(texts: list[str]) -> list[int]:
-    """Counts for many texts at once; tiktoken spreads the batch over threads."""
-    return [len(ids) for ids in _encoding().encode_ordinary_batch(texts, num_threads=4)]
+    """Counts for many texts at once; large batches are spread over threads."""
+    encoding = _encoding()
+    if len(texts) < _THREADED_BATCH:
+        return [len(encoding.encode_ordinary(text)) for text in texts]
+    return [len(ids) for ids in encoding.encode_ordinary_batch(texts, num_threads=4)]

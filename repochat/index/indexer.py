@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -12,6 +15,7 @@ from ..config import Settings
 from ..records import Chunk, SourceFile, Symbol
 from ..repo.filters import content_skip_reason, decode_text
 from ..repo.walk import WalkResult, walk_repository
+from ..tokens import count_tokens
 from .embedder import embedder_id, load_embedder
 from .identifiers import searchable, split_identifier
 from .parse import parse_file
@@ -21,6 +25,7 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 WRITE_BATCH_FILES = 1000  # files per write: bounds memory, and an interrupted run keeps what was written
 EMBED_BATCH = 32
 INDEXED = "indexed"
+PARALLEL_MIN_FILES = 300  # below this, starting worker processes costs more than it saves
 UNEMBEDDED_LANGUAGES = {"text"}  # prose windows (.po, .txt data) cost embedding time and add little
 
 
@@ -69,8 +74,7 @@ def update_index(root: Path, settings: Settings, progress: Progress | None = Non
     summary = IndexSummary(root=str(root), index_path=str(store.path), notice=notice, files=len(walk.files))
     changed = [f for f in walk.files if not _unchanged(stored.get(f.path), f)]
     summary.unchanged = len(walk.files) - len(changed)
-    for batch in _batches(changed, WRITE_BATCH_FILES):
-        results = [_index_file(root, f, stored.get(f.path)) for f in batch]
+    for results in _parsed_batches(root, changed, stored):
         _write(store, results)
         summary.parsed += sum(1 for r in results if r.previous is None)
         if progress:
@@ -124,6 +128,26 @@ def _pending_embeddings(store: IndexStore) -> dict[str, str]:
         if key not in have and key not in pending:
             pending[key] = embed_text(Chunk(**{k: v for k, v in row.items() if k != "embed_key"}))
     return pending
+
+
+def _parsed_batches(root: Path, changed: list[SourceFile],
+                    stored: dict[str, dict[str, Any]]) -> Iterator[list[_FileResult]]:
+    """Parse in worker processes when there is enough work (tree-sitter and tokenizing are CPU-bound)."""
+    jobs = [(root, f, stored.get(f.path)) for f in changed]
+    workers = min(os.cpu_count() or 1, 8)
+    if len(jobs) < PARALLEL_MIN_FILES or workers < 2:
+        for batch in _batches(jobs, WRITE_BATCH_FILES):
+            yield [_index_file(*job) for job in batch]
+        return
+    count_tokens("warm")  # load the encoding once here, so forked workers inherit it
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        for batch in _batches(jobs, WRITE_BATCH_FILES):
+            yield list(pool.map(_index_job, batch, chunksize=16))
+
+
+def _index_job(job: tuple[Path, SourceFile, dict[str, Any] | None]) -> _FileResult:
+    return _index_file(*job)
 
 
 def _unchanged(row: dict[str, Any] | None, source: SourceFile) -> bool:

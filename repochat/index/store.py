@@ -7,12 +7,13 @@ content hash) last, so an interrupted run leaves files whose hash was not record
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable
 
-import lancedb
+os.environ.setdefault("LANCE_LOG", "error")  # lance's Rust warnings (deprecations, "creating dataset") are noise here
+import lancedb  # noqa: E402
 import pyarrow as pa
 from lancedb.index import FTS
 
@@ -152,7 +153,7 @@ class IndexStore:
         if chunks:
             self.table("chunks").add(pa.Table.from_pylist(chunks, schema=CHUNKS))
         if symbols:
-            self.table("symbols").add(pa.Table.from_pylist([asdict(s) for s in symbols], schema=SYMBOLS))
+            self.table("symbols").add(pa.Table.from_pylist([vars(s) for s in symbols], schema=SYMBOLS))
 
     def _delete_paths(self, name: str, paths: list[str]) -> None:
         table = self.table(name)
@@ -205,7 +206,7 @@ class IndexStore:
 
 
 def chunk_row(chunk: Chunk, search_text: str, embed_key: str) -> dict[str, Any]:
-    row = asdict(chunk)
+    row = dict(vars(chunk))  # dataclasses.asdict deep-copies field by field: 10x slower on 50K chunks
     row["search_text"] = search_text
     row["embed_key"] = embed_key
     return row

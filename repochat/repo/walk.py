@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from dataclasses import dataclass, field
@@ -89,13 +90,13 @@ def read_checked(root: Path, rel: str) -> tuple[str | None, str | None]:
 def _stat_file(root: Path, rel: str, settings: Settings, result: WalkResult) -> str | None:
     path = root / rel
     try:
-        if path.is_symlink() and not _inside(root, path):
-            return "symlink_outside"
         st = path.stat()
     except FileNotFoundError:
         return "deleted"  # tracked by git but gone from the work tree, or a dangling link
-    except OSError:
-        return "unreadable"  # includes ELOOP from a symlink loop
+    except OSError as exc:
+        return "symlink_loop" if exc.errno == errno.ELOOP else "unreadable"
+    if path.is_symlink() and not _inside(root, path):
+        return "symlink_outside"  # following it would read (and maybe send to a model) files outside the repository
     if not os.path.isfile(path):
         return "not_a_file"
     if st.st_size > settings.max_file_size:
@@ -158,7 +159,7 @@ def _gitignore_in(directory: Path) -> pathspec.PathSpec | None:
         lines = (directory / ".gitignore").read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return None
-    return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+    return pathspec.PathSpec.from_lines("gitignore", lines)
 
 
 def _load_ignore(root: Path) -> pathspec.PathSpec | None:
@@ -166,4 +167,4 @@ def _load_ignore(root: Path) -> pathspec.PathSpec | None:
         lines = (root / IGNORE_FILE).read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return None
-    return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+    return pathspec.PathSpec.from_lines("gitignore", lines)
