@@ -1,0 +1,156 @@
+"""Run cases against repochat's index (hybrid and full-text) and the BM25 window control, source by source."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import platformdirs
+
+from ..config import load_settings
+from ..index.indexer import Progress, embed_pending, update_index
+from ..index.store import IndexStore
+from ..retrieve.search import search
+from .bm25 import WindowBM25
+from .cases import FILE_LOCALIZATION, Case
+from .copies import copy_key, make_stripped_copy, strip_set
+from .metrics import Span, gold_rank
+from .sources import cache_name, prepare_source, source_key, source_label
+
+REPOCHAT_MODES = ("hybrid", "fts")
+CONTROL = "bm25-windows"
+FILE_CANDIDATES = 50  # chunks fetched for file localization, so that k distinct files can be ranked
+Log = Callable[[str], None]
+
+
+def default_work_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("repochat-eval"))
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    work: Path = field(default_factory=default_work_dir)
+    k: int = 10
+    embed: bool = True  # compute vectors; without them there is no hybrid mode to score
+    fresh: bool = False  # re-download, re-copy and re-index everything
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return (REPOCHAT_MODES if self.embed else ("fts",)) + (CONTROL,)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    id: str
+    suite: str
+    package: str
+    mode: str
+    rank: int | None  # 1-based rank of the gold answer within the k retrieved, None if missed
+    top: str  # what ranked first, for failure analysis
+    seconds: float  # query latency
+
+
+@dataclass(frozen=True)
+class SourceReport:
+    package: str
+    root: str
+    index: str
+    files: int
+    chunks: int
+    index_seconds: float
+    embed_seconds: float
+    embedded: int
+
+
+@dataclass
+class EvalRun:
+    options: EvalOptions
+    sources: list[SourceReport] = field(default_factory=list)
+    results: list[CaseResult] = field(default_factory=list)
+
+
+def run_evaluation(cases: list[Case], options: EvalOptions, progress: Progress | None = None,
+                   log: Log | None = None) -> EvalRun:
+    """Prepare, index and score every source of the cases, in the order they first appear."""
+    run = EvalRun(options)
+    groups: dict[str, list[Case]] = {}
+    for case in cases:
+        groups.setdefault(source_key(case.source), []).append(case)
+    for group in groups.values():
+        report, results = evaluate_source(group, options, progress, log or (lambda _m: None))
+        run.sources.append(report)
+        run.results += results
+    return run
+
+
+def evaluate_source(cases: list[Case], options: EvalOptions, progress: Progress | None,
+                    log: Log) -> tuple[SourceReport, list[CaseResult]]:
+    source = cases[0].source
+    label = source_label(source)
+    log(f"{label}: preparing source")
+    root = prepare_source(source, options.work, options.fresh)
+    strips = strip_set(cases)
+    model = load_settings(root).embedding_model
+    folder = options.work / cache_name(source) / f"copy-{copy_key(source_key(source), strips, model)}"
+    tree = make_stripped_copy(root, strips, folder, options.fresh)
+    settings = load_settings(tree, {"index_dir": str(folder / "index")})
+    log(f"{label}: indexing {tree}")
+    started = time.perf_counter()
+    summary = update_index(tree, settings, progress)
+    indexed = time.perf_counter()
+    store = IndexStore.open(settings.index_path(tree))
+    embedded = embed_pending(store, settings, progress) if options.embed else 0
+    report = SourceReport(package=label, root=str(root), index=str(folder), files=summary.files,
+                          chunks=summary.chunks, index_seconds=round(indexed - started, 2),
+                          embed_seconds=round(time.perf_counter() - indexed, 2), embedded=embedded)
+    control = WindowBM25.from_files(tree, _indexed_paths(store))
+    log(f"{label}: scoring {len(cases)} cases")
+    searcher = _RepochatSearcher(store, settings.embedding_model)
+    results = [result for case in cases for result in _score_case(case, label, options, searcher, control)]
+    return report, results
+
+
+class _RepochatSearcher:
+    """repochat's search over one store; the first query warms caches (embedder, tables) untimed."""
+
+    def __init__(self, store: IndexStore, embedding_model: str) -> None:
+        self._store = store
+        self._model = embedding_model
+        self._warm = False
+
+    def __call__(self, query: str, k: int, mode: str) -> tuple[list[Span], list[str], float]:
+        if not self._warm:
+            search(self._store, "warm up", k=1, mode=mode, embedding_model=self._model)
+            self._warm = True
+        started = time.perf_counter()
+        hits = search(self._store, query, k=k, mode=mode, embedding_model=self._model)
+        seconds = time.perf_counter() - started
+        return ([(h.path, h.start_line, h.end_line) for h in hits],
+                [f"{h.location()} {h.symbol}".strip() for h in hits], seconds)
+
+
+def _score_case(case: Case, label: str, options: EvalOptions, searcher: _RepochatSearcher,
+                control: WindowBM25) -> list[CaseResult]:
+    depth = max(FILE_CANDIDATES, options.k) if case.suite == FILE_LOCALIZATION else options.k
+    results = []
+    for mode in options.modes:
+        if mode == CONTROL:
+            started = time.perf_counter()
+            windows = control.search(case.query, depth)
+            seconds = time.perf_counter() - started
+            ranking = [(w.path, w.start_line, w.end_line) for w in windows]
+            names = [f"{w.path}:{w.start_line}-{w.end_line}" for w in windows]
+        else:
+            ranking, names, seconds = searcher(case.query, depth, mode)
+        rank = gold_rank(case, ranking)
+        results.append(CaseResult(id=case.id, suite=case.suite, package=label, mode=mode,
+                                  rank=rank if rank is not None and rank <= options.k else None,
+                                  top=names[0] if names else "", seconds=round(seconds, 5)))
+    return results
+
+
+def _indexed_paths(store: IndexStore) -> list[str]:
+    """The files repochat indexed: the control sees exactly the same text."""
+    return sorted(path for path, row in store.file_rows().items() if row["status"] == "indexed")
