@@ -4,7 +4,8 @@ A definition that fits the budget is one chunk. A bigger one with nested definit
 split on them: its header (signature, fields) is a chunk, each nested definition is chunked in turn with the
 enclosing signature as ``context``. A bigger one without nested definitions is cut into windows, preferably where
 its body's statements start, each keeping the signature as context. Code between definitions becomes "module"
-chunks (or chunks of the enclosing definition when it was split). Every non-blank line lands in exactly one chunk.
+chunks (or chunks of the enclosing definition when it was split). Namespaces and modules are always split.
+Every non-blank line lands in exactly one chunk.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from repochat.index.definitions import Definition
 from repochat.index.pieces import Lines, Piece
 
+# Namespaces and modules are containers, not units of meaning: always chunk what they hold one by one.
+ALWAYS_SPLIT = frozenset({"module"})
 # Code between definitions this small (a closing brace, "end") joins the chunk above it instead of standing alone.
 TINY_GAP_CHARS = 16
 
@@ -57,7 +60,7 @@ class CodeChunker:
 
     def _definition(self, definition: Definition, start: int, context: str) -> None:
         end = definition.end_row
-        if self.lines.fits(start, end):
+        if self.lines.fits(start, end) and not (definition.children and definition.kind in ALWAYS_SPLIT):
             self.pieces.append(Piece(definition.kind, definition.qualname, start, end, context,
                                      definition.signature, definition.doc))
         elif definition.children:

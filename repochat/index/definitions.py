@@ -25,6 +25,8 @@ from repochat.index.languages import LanguageSpec, ts_query
 # A function defined directly inside one of these is a method.
 METHOD_CONTAINERS = frozenset({"class", "struct", "interface", "trait", "impl", "enum", "object", "record"})
 MAX_SIGNATURE_LINES = 8
+MAX_SIGNATURE_BYTES = 1000  # minified code can put a whole program before a body
+MAX_INDENT = 200
 
 _COMMENT_MARKER = re.compile(r"^\s*(?:/\*+!?|\*+/|\*(?!/)|//[/!]?|#+!?|--|;+|%+|=begin|=end)\s?")
 _STRING_QUOTES = re.compile(r"""^[rRbBuUfF@]{0,2}("{3}|'{3}|"|'|`)(.*)\1$""", re.DOTALL)
@@ -105,14 +107,31 @@ def _first(captures: dict[str, list[Node]], name: str) -> Node | None:
     return nodes[0] if nodes else None
 
 
-def _signature(match: _Match, source: bytes) -> str:
+def _first_comment_inside(match: _Match, stop: int, leading: Leading) -> int:
+    """Where the first comment between a definition's start and ``stop`` begins (``stop`` when none)."""
+    for row in range(match.node.start_point.row, match.node.start_point.row + MAX_SIGNATURE_LINES + 1):
+        entry = leading.get(row)
+        if entry is not None and match.node.start_byte < entry[0].start_byte < stop:
+            return entry[0].start_byte
+    return stop
+
+
+def _signature(match: _Match, source: bytes, leading: Leading) -> str:
     """The definition's text up to its body (first line without a body), dedented as a block."""
-    start = match.node.start_byte - match.node.start_point.column  # whole first line, so dedent sees its indent
+    start = match.node.start_byte
     stop = match.body.start_byte if match.body is not None and match.body.start_byte > start else None
+    if stop is not None:
+        stop = _first_comment_inside(match, stop, leading)
     if stop is None:
         newline = source.find(b"\n", start, match.node.end_byte)
         stop = newline if newline >= 0 else match.node.end_byte
-    lines = textwrap.dedent(source[start:stop].decode("utf-8", "replace")).strip().splitlines()
+    text = source[start:min(stop, start + MAX_SIGNATURE_BYTES)].decode("utf-8", "replace").strip()
+    if "\n" not in text:
+        return text
+    # Later lines keep the file's indentation; put the first line's back so the block dedents evenly.
+    column = match.node.start_point.column
+    indent = source[start - column:start].decode("utf-8", "replace") if column <= MAX_INDENT else ""
+    lines = textwrap.dedent(indent + text if indent.isspace() else text).strip().splitlines()
     return "\n".join(line.rstrip() for line in lines[:MAX_SIGNATURE_LINES])
 
 
@@ -145,7 +164,7 @@ def _definition(match: _Match, leading: Leading, lines: list[str], source: bytes
     name = match.name.text.decode("utf-8", "replace")
     owner = match.parent.text.decode("utf-8", "replace") + "." if match.parent is not None else ""
     return Definition(match.kind, name, owner + name, match.node.start_byte, match.node.end_byte, start_row,
-                      _end_row(match.node), _signature(match, source), clean_doc(doc) if doc else "",
+                      _end_row(match.node), _signature(match, source, leading), clean_doc(doc) if doc else "",
                       match.name.start_byte, _body_rows(match.body))
 
 
@@ -169,8 +188,19 @@ def _nest(definitions: list[Definition]) -> list[Definition]:
     return roots
 
 
+def _unwrap(found: list[_Match], wrappers: tuple[str, ...]) -> list[_Match]:
+    """Widen each definition to the wrapper nodes directly around it (a C++ template_declaration)."""
+    for match in found:
+        parent = match.node.parent
+        while parent is not None and parent.type in wrappers:
+            match.node, parent = parent, parent.parent
+    return found
+
+
 def extract_definitions(spec: LanguageSpec, tree: Tree, source: bytes, lines: list[str]) -> list[Definition]:
     """Top-level definitions of the file (each with its nested ones), in file order."""
     matches = QueryCursor(ts_query(spec, "chunks.scm")).matches(tree.root_node)
     found, leading = _collect(matches)
+    if spec.wrappers:
+        found = _unwrap(found, spec.wrappers)
     return _nest([_definition(match, leading, lines, source) for match in found])

@@ -38,6 +38,7 @@ class LanguageSpec:
     function: str  # function of that module returning the language pointer
     filenames: tuple[str, ...] = ()  # exact file names without a telling extension
     queries: str = ""  # grammars/ folder whose .scm files it uses, when not its own (TSX uses TypeScript's)
+    wrappers: tuple[str, ...] = ()  # node types around a definition that belong to its chunk (C++ templates)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def _catalog() -> tuple[tuple[LanguageSpec, ...], tuple[TextFormat, ...]]:
         filenames = _strings(data, "filenames")
         if "module" in data:
             specs.append(LanguageSpec(name, extensions, str(data["module"]), str(data.get("function", "language")),
-                                      filenames, str(data.get("queries", folder.name))))
+                                      filenames, str(data.get("queries", folder.name)), _strings(data, "wrappers")))
         else:
             formats.append(TextFormat(name, extensions, str(data.get("chunker", "text")), filenames))
     return tuple(specs), tuple(formats)

@@ -8,10 +8,11 @@ queries. Each symbol's scope is the qualified name of the innermost definition (
 from __future__ import annotations
 
 from bisect import bisect_right
+from functools import cache
 
-from tree_sitter import QueryCursor, Tree
+from tree_sitter import Query, QueryCursor, Tree
 
-from repochat.index.definitions import Definition
+from repochat.index.definitions import METHOD_CONTAINERS, Definition
 from repochat.index.languages import LanguageSpec, ts_query
 from repochat.records import Symbol
 
@@ -50,26 +51,49 @@ def _parse_capture(capture: str) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
+@cache
+def _name_query(spec: LanguageSpec) -> tuple[Query, dict[str, int]]:
+    """tags.scm with only its name captures left on, and each capture's rank (order of first use in the file).
+
+    When two captures name the same node, the one used first in tags.scm wins, so a file lists specific patterns
+    (a constructor call) before general ones (any type name).
+    """
+    query = ts_query(spec, "tags.scm")
+    ranks: dict[str, int] = {}
+    for index in range(query.capture_count):
+        name = query.capture_name(index)
+        if _parse_capture(name) is None:
+            query.disable_capture(name)  # @definition.* / @reference.*: not read, not worth materialising
+        else:
+            ranks[name] = index
+    return query, ranks
+
+
 def extract_symbols(spec: LanguageSpec, tree: Tree, path: str, definitions: list[Definition]) -> list[Symbol]:
     """Definitions and references in file order, each with the qualified name of its enclosing definition."""
-    captures = QueryCursor(ts_query(spec, "tags.scm")).captures(tree.root_node)
+    query, ranks = _name_query(spec)
+    captures = QueryCursor(query).captures(tree.root_node)
     scopes = _Scopes(definitions)
-    found: dict[tuple[int, str], tuple[int, Symbol]] = {}
-    for capture, nodes in captures.items():
+    found: dict[int, Symbol] = {}  # by name offset: a node is one symbol, the first capture in tags.scm wins
+    for capture in sorted(captures, key=lambda name: ranks.get(name, len(ranks))):
         parsed = _parse_capture(capture)
         if parsed is None:
             continue
         role, kind = parsed
+        nodes = captures[capture]
         for node in nodes:
             offset = node.start_byte
-            if (offset, role) in found:
+            if offset in found:
                 continue
             own = scopes.by_name_byte.get(offset) if role == "definition" else None
             if own is not None:  # a definition chunks.scm knows: its kind (method, struct...) and owner
-                symbol_kind, scope = own.kind, own.qualname.rpartition(".")[0]
+                symbol_kind, scope = own.kind, own.qualname[:len(own.qualname) - len(own.name)].rstrip(".")
             else:
                 enclosing = scopes.around(offset)
                 symbol_kind, scope = kind, enclosing.qualname if enclosing is not None else ""
+                if role == "definition" and kind == "function" and enclosing is not None \
+                        and enclosing.kind in METHOD_CONTAINERS:
+                    symbol_kind = "method"  # a declaration inside a class body, as chunks name it
             name = node.text.decode("utf-8", "replace")
-            found[(offset, role)] = (offset, Symbol(path, name, symbol_kind, role, node.start_point.row + 1, scope))
-    return [symbol for _, symbol in sorted(found.values(), key=lambda item: item[0])]
+            found[offset] = Symbol(path, name, symbol_kind, role, node.start_point.row + 1, scope)
+    return [found[offset] for offset in sorted(found)]
