@@ -219,3 +219,22 @@ def test_the_benchmark_script_reports_a_bad_cases_file_in_one_line(tmp_path: Pat
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "bad.jsonl:1" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_figures_group_by_package_cases_file_and_overall() -> None:
+    from repochat.evaluate.report import figures
+    from repochat.evaluate.runner import CaseResult, EvalRun
+
+    def result(origin: str, package: str, mode: str, rank: int | None) -> CaseResult:
+        return CaseResult(id="c", suite="needle-docstring", origin=origin, package=package, mode=mode, rank=rank,
+                          top="", seconds=0.01)
+
+    run = EvalRun(EvalOptions(k=10, embed=False))
+    run.results = [result("py", "click", "fts", 1), result("py", "click", "fts", None),
+                   result("multi", "rxjs", "fts", 4), result("py", "click", "bm25-windows", 2),
+                   result("py", "click", "bm25-windows", 1), result("multi", "rxjs", "bm25-windows", None)]
+    table = figures(run)["needle-docstring"]
+    assert list(table) == ["click", "rxjs", "file:py", "file:multi", "overall"]
+    assert table["click"]["fts"]["hit@1"] == 0.5 and table["click"]["bm25-windows"]["hit@5"] == 1.0
+    assert table["file:multi"]["fts"]["hit@5"] == 1.0 and table["file:multi"]["fts"]["hit@1"] == 0.0
+    assert table["overall"]["fts"]["n"] == 3 and table["overall"]["fts"]["mrr@10"] == round((1 + 0.25) / 3, 3)

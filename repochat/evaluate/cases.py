@@ -32,6 +32,7 @@ class Case:
     strip_lines: tuple[int, int] | None = None  # needle: the doc comment, blanked before indexing
     gold_files: tuple[str, ...] = ()  # file-localization: files the change touched
     language: str = ""
+    origin: str = ""  # the cases file's name without extension, to report each file on its own
 
 
 def load_cases(paths: list[Path]) -> list[Case]:
@@ -59,18 +60,18 @@ def _parse_line(line: str, path: Path, number: int) -> Case:
     if not isinstance(data, dict):
         raise EvalError(f"{where}: a case must be a JSON object")
     try:
-        return _case(data, path.parent, where)
+        return _case(data, path, where)
     except (KeyError, TypeError, ValueError) as exc:
         raise EvalError(f"{where}: bad or missing field {exc}") from exc
 
 
-def _case(data: dict[str, Any], base: Path, where: str) -> Case:
+def _case(data: dict[str, Any], cases_file: Path, where: str) -> Case:
     suite = data["suite"]
     if suite not in SUITES:
         raise EvalError(f"{where}: unknown suite {suite!r} (expected one of {', '.join(SUITES)})")
-    source = _source(data["source"], base, where)
+    source = _source(data["source"], cases_file.parent, where)
     common = dict(id=str(data.get("id") or where), suite=suite, source=source, query=str(data["query"]),
-                  language=str(data.get("language", "")))
+                  language=str(data.get("language", "")), origin=cases_file.stem)
     if suite == FILE_LOCALIZATION:
         gold = data["gold_files"]
         if not isinstance(gold, list) or not gold:

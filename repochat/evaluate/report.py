@@ -7,26 +7,29 @@ from typing import Any
 
 from .cases import SUITES
 from .metrics import percentile, summarize
-from .runner import EvalRun
+from .runner import CaseResult, EvalRun
 
 OVERALL = "overall"
 TIMED_MODE = "hybrid"
 
 
 def figures(run: EvalRun) -> dict[str, Any]:
-    """{suite: {package or 'overall': {mode: {n, hit@1, ..., mrr@k}}}} for the suites present."""
+    """{suite: {group: {mode: {n, hit@1, ..., mrr@k}}}} for the suites present; a group is a package, a cases
+    file ("file:NAME", when a suite's cases come from several) or "overall"."""
     out: dict[str, Any] = {}
     for suite in SUITES:
         results = [r for r in run.results if r.suite == suite]
         if not results:
             continue
-        packages = list(dict.fromkeys(r.package for r in results))
-        table: dict[str, Any] = {}
-        for package in packages + [OVERALL]:
-            chosen = [r for r in results if package in (OVERALL, r.package)]
-            table[package] = {mode: summarize([r.rank for r in chosen if r.mode == mode], suite, run.options.k)
-                              for mode in run.options.modes}
-        out[suite] = table
+        groups: dict[str, list[CaseResult]] = {OVERALL: results}
+        for r in results:
+            groups.setdefault(r.package, []).append(r)
+        origins = list(dict.fromkeys(r.origin for r in results))
+        for origin in origins if len(origins) > 1 else ():
+            groups[f"file:{origin}"] = [r for r in results if r.origin == origin]
+        groups[OVERALL] = groups.pop(OVERALL)  # last in the table
+        out[suite] = {name: {mode: summarize([r.rank for r in chosen if r.mode == mode], suite, run.options.k)
+                             for mode in run.options.modes} for name, chosen in groups.items()}
     return out
 
 
@@ -47,11 +50,12 @@ def as_table(run: EvalRun) -> str:
     for suite, table in figures(run).items():
         lines.append(f"\n{suite}")
         metrics = [m for m in next(iter(next(iter(table.values())).values())) if m != "n"]
-        lines.append(f"  {'package':<16}{'n':>4}  {'mode':<14}" + "".join(f"{m:>9}" for m in metrics))
-        for package, modes in table.items():
+        width = max(len(group) for group in table) + 2
+        lines.append(f"  {'group':<{width}}{'n':>4}  {'mode':<14}" + "".join(f"{m:>9}" for m in metrics))
+        for group, modes in table.items():
             for i, (mode, row) in enumerate(modes.items()):
-                name, count = (package, str(row["n"])) if i == 0 else ("", "")
-                lines.append(f"  {name:<16}{count:>4}  {mode:<14}" + "".join(f"{row[m]:>9.3f}" for m in metrics))
+                name, count = (group, str(row["n"])) if i == 0 else ("", "")
+                lines.append(f"  {name:<{width}}{count:>4}  {mode:<14}" + "".join(f"{row[m]:>9.3f}" for m in metrics))
     if TIMED_MODE in run.options.modes:
         lat = latency(run)
         lines.append(f"\n{TIMED_MODE} query latency over {lat['n']} queries: p50 {lat['p50_ms']} ms, "

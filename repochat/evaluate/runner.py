@@ -45,6 +45,7 @@ class EvalOptions:
 class CaseResult:
     id: str
     suite: str
+    origin: str  # cases file
     package: str
     mode: str
     rank: int | None  # 1-based rank of the gold answer within the k retrieved, None if missed
@@ -145,7 +146,7 @@ def _score_case(case: Case, label: str, options: EvalOptions, searcher: _Repocha
         else:
             ranking, names, seconds = searcher(case.query, depth, mode)
         rank = gold_rank(case, ranking)
-        results.append(CaseResult(id=case.id, suite=case.suite, package=label, mode=mode,
+        results.append(CaseResult(id=case.id, suite=case.suite, origin=case.origin, package=label, mode=mode,
                                   rank=rank if rank is not None and rank <= options.k else None,
                                   top=names[0] if names else "", seconds=round(seconds, 5)))
     return results
