@@ -86,6 +86,7 @@ def update_index(root: Path, settings: Settings, progress: Progress | None = Non
     summary.deleted = len(gone)
     store.ensure_fts()
     store.save_skipped(walk.skipped)
+    store.publish_snapshot()
     _fill_counts(store, summary, walk)
     summary.seconds = time.perf_counter() - started
     return summary

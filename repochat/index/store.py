@@ -49,17 +49,23 @@ def sql_quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-class IndexStore:
-    """One repository's index. Open with `IndexStore.open` (reading) or `IndexStore.create` (writing)."""
+SNAPSHOT_TABLES = ("chunks", "symbols", "files")
 
-    def __init__(self, path: Path, db: Any, meta: dict[str, Any]) -> None:
+
+class IndexStore:
+    """One repository's index. `open` gives a reader pinned to the last complete update (a snapshot of table
+    versions), so a query never sees half of an update in progress; `create_or_open` gives the writer."""
+
+    def __init__(self, path: Path, db: Any, meta: dict[str, Any], pinned: bool = False) -> None:
         self.path = path
         self.meta = meta
         self._db = db
+        self._pinned = pinned
+        self._tables: dict[str, Any] = {}
 
     # --- opening -------------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, index_dir: Path) -> "IndexStore":
+    def open(cls, index_dir: Path, pinned: bool = True) -> "IndexStore":
         """An existing index, or IndexMissing / IndexError_ with what to do about it."""
         path = index_dir / FOLDER
         meta_file = path / "meta.json"
@@ -70,8 +76,8 @@ class IndexStore:
         try:
             meta = json.loads(meta_file.read_text(encoding="utf-8"))
             db = lancedb.connect(str(path / "db"))
-            store = cls(path, db, meta)
-            for name in ("chunks", "symbols", "files"):
+            store = cls(path, db, meta, pinned)
+            for name in SNAPSHOT_TABLES:
                 store.table(name)
         except (ValueError, OSError, RuntimeError) as exc:
             raise IndexError_(f"the index at {path} is corrupt ({exc}); run `repochat index --rebuild`") from exc
@@ -81,7 +87,7 @@ class IndexStore:
     def create_or_open(cls, index_dir: Path, embedder_id: str) -> tuple["IndexStore", str]:
         """Open for writing; rebuilds from scratch (and says why) when missing, corrupt or incompatible."""
         try:
-            store = cls.open(index_dir)
+            store = cls.open(index_dir, pinned=False)
         except IndexMissing:
             return cls._create(index_dir, embedder_id), "new index"
         except IndexError_ as exc:
@@ -115,7 +121,18 @@ class IndexStore:
         tmp.replace(self.path / "meta.json")
 
     def table(self, name: str) -> Any:
-        return self._db.open_table(name)
+        if name not in self._tables:
+            table = self._db.open_table(name)
+            version = self.meta.get("snapshot", {}).get(name) if self._pinned else None
+            if version:
+                table.checkout(version)
+            self._tables[name] = table
+        return self._tables[name]
+
+    def publish_snapshot(self) -> None:
+        """Record the table versions of a complete update: what readers opened from now on will see."""
+        self.meta["snapshot"] = {name: self.table(name).version for name in SNAPSHOT_TABLES}
+        self._write_meta()
 
     def column(self, table: str, name: str, where: str | None = None) -> list[Any]:
         query = self.table(table).search().select([name]).limit(None)
@@ -188,13 +205,14 @@ class IndexStore:
                          "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)),
                                                                      vectors.shape[1])})
         if "vectors" not in self._table_names():
-            self._db.create_table("vectors", data=data)
+            self._tables["vectors"] = self._db.create_table("vectors", data=data)
         else:
             self.table("vectors").add(data)
 
     def drop_vectors(self, embedder_id: str) -> None:
         if "vectors" in self._table_names():
             self._db.drop_table("vectors")
+            self._tables.pop("vectors", None)
         self.meta["embedder"] = embedder_id
         self._write_meta()
 

@@ -1,0 +1,101 @@
+"""Hybrid search, symbols and the repo map over a real index (LanceDB on disk, MiniLM vectors)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from repochat.config import load_settings
+from repochat.index.indexer import embed_pending, update_index
+from repochat.index.store import IndexStore
+from repochat.retrieve.repomap import rank_definitions, render_map
+from repochat.retrieve.search import glob_to_regex, search
+from repochat.retrieve.symbols import callers, find_symbols
+from repochat.tokens import count_tokens
+
+DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo"
+EXTRA = {
+    "net/http_parse.py": "def parseHTTPRequest(raw):\n    head, _, body = raw.partition('\\r\\n\\r\\n')\n"
+                         "    return head.split('\\r\\n'), body\n",
+    "net/client.ts": "export function parse_http_request(raw: string): string[] {\n  return raw.split('\\n');\n}\n",
+    "docs/設定.md": "# 設定\n\nキャッシュの保存先は REPOCHAT_CACHE_DIR で変更できます。\n\n# Other\n\nUnrelated text.\n",
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> IndexStore:
+    root = tmp_path_factory.mktemp("search") / "demo"
+    shutil.copytree(DEMO, root)
+    for rel, text in EXTRA.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, encoding="utf-8")
+    settings = load_settings(root)
+    update_index(root, settings)
+    embed_pending(IndexStore.open(settings.index_path(root), pinned=False), settings)
+    return IndexStore.open(settings.index_path(root))
+
+
+def paths(hits) -> list[str]:  # type: ignore[no-untyped-def]
+    return [h.path for h in hits]
+
+
+def test_identifier_parts_are_searchable_in_both_spellings(store: IndexStore) -> None:
+    hits = search(store, "parse http request", k=3, mode="fts")
+    assert set(paths(hits)[:2]) == {"net/http_parse.py", "net/client.ts"}
+
+
+def test_japanese_text_is_searchable(store: IndexStore) -> None:
+    hits = search(store, "キャッシュの保存先", k=1, mode="fts")
+    assert paths(hits) == ["docs/設定.md"] and hits[0].start_line == 1
+
+
+def test_hybrid_finds_a_function_from_a_description(store: IndexStore) -> None:
+    hits = search(store, "how long to wait before retrying a failed job", k=3)
+    assert "backoff_delay" in [h.symbol for h in hits]
+
+
+def test_vector_mode_finds_meaning_without_shared_words(store: IndexStore) -> None:
+    hits = search(store, "keep the most recent outcomes and drop the oldest", k=5, mode="vector")
+    assert any(h.path == "taskq/results.py" for h in hits)
+
+
+def test_filters_by_language_and_path_glob(store: IndexStore) -> None:
+    assert set(paths(search(store, "parse request", k=10, language="typescript"))) == {"net/client.ts"}
+    assert set(paths(search(store, "job", k=10, path_glob="taskq/w*.py"))) == {"taskq/worker.py"}
+    assert search(store, "job", k=10, path_glob="nothing/**") == []
+
+
+def test_results_carry_exact_line_ranges(store: IndexStore) -> None:
+    hit = next(h for h in search(store, "backoff delay", k=5) if h.symbol == "backoff_delay")
+    lines = (DEMO / hit.path).read_text().splitlines()
+    assert lines[hit.start_line - 1].startswith("def backoff_delay")
+    assert hit.text.splitlines()[-1] == lines[hit.end_line - 1]
+
+
+def test_glob_translation() -> None:
+    import re
+
+    cases = {("*.py", "a/b/c.py"): True, ("src/*.py", "src/x/y.py"): False, ("src/**/*.py", "src/x/y.py"): True,
+             ("src/**/*.py", "src/y.py"): True, ("docs/", "docs/a/b.md"): True, ("tests", "tests/x.py"): True,
+             ("a?.go", "ab.go"): True, ("a?.go", "abc.go"): False}
+    for (glob, path), expected in cases.items():
+        assert bool(re.match(glob_to_regex(glob), path)) is expected, (glob, path)
+
+
+def test_symbols_definitions_and_callers(store: IndexStore) -> None:
+    definitions = [h for h in find_symbols(store, "backoff_delay") if h.role == "definition"]
+    assert [(h.path, h.line) for h in definitions] == [("taskq/worker.py", 16)]
+    assert set(callers(store, "backoff_delay")) == {"Worker._failed"}
+    requeue = find_symbols(store, "Queue.requeue", role="definition")
+    assert [(h.path, h.scope) for h in requeue] == [("taskq/queue.py", "Queue")]
+
+
+def test_repo_map_ranks_referenced_definitions_and_respects_budget(store: IndexStore) -> None:
+    entries = rank_definitions(store)
+    top_files = [e.path for e in entries[:4]]
+    assert "taskq/queue.py" in top_files  # Queue and Job are used by every other module
+    text, used = render_map(entries, 120)
+    assert 0 < used <= 120 and count_tokens(text) <= 120 + 10
+    assert "taskq/queue.py:" in text
