@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
-os.environ.setdefault("LANCE_LOG", "error")  # lance's Rust warnings (deprecations, "creating dataset") are noise here
+os.environ.setdefault("LANCEDB_LOG", "error")  # lance's Rust warnings (deprecations, "creating dataset") are noise
 import lancedb  # noqa: E402
 import pyarrow as pa
 from lancedb.index import FTS

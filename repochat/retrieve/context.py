@@ -1,0 +1,77 @@
+"""What goes into the context when the whole repository does not fit: the definitions the question names, then the
+best hybrid-search hits, as whole chunks (exact file lines, so citations can be checked), within a token budget."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Settings
+from ..index.indexer import count_pending_embeddings, embed_pending, update_index
+from ..index.store import IndexStore
+from .search import SearchHit, search
+from .symbols import find_symbols
+
+SEARCH_DEPTH = 40  # hits considered; the budget usually ends the list first
+EMBED_ON_ASK_LIMIT = 400  # pending vectors computed before answering (~5 s); more are left to `repochat index`
+LINE_OVERHEAD_TOKENS = 2  # the "123|" prefix each line gets when rendered
+HEADER_TOKENS = 16
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+@dataclass(frozen=True)
+class Excerpt:
+    path: str
+    start_line: int
+    end_line: int
+    text: str
+
+
+def retrieval_context(root: Path, settings: Settings, question: str, budget_tokens: int) -> list[Excerpt]:
+    """Excerpts for the question, most relevant first, that together fit budget_tokens (estimated)."""
+    store = fresh_index(root, settings)
+    candidates = named_definitions(store, question) + search(
+        store, question, k=SEARCH_DEPTH, embedding_model=settings.embedding_model)
+    chosen: list[SearchHit] = []
+    used = 0
+    for hit in candidates:
+        cost = estimated_tokens(hit)
+        if used + cost > budget_tokens or any(_overlaps(hit, other) for other in chosen):
+            continue
+        chosen.append(hit)
+        used += cost
+    return [Excerpt(h.path, h.start_line, h.end_line, h.text) for h in chosen]
+
+
+def fresh_index(root: Path, settings: Settings) -> IndexStore:
+    """The index brought up to date (incremental, cheap when nothing changed), with vectors when few are missing."""
+    update_index(root, settings)
+    writer = IndexStore.open(settings.index_path(root), pinned=False)
+    if settings.embeddings and 0 < count_pending_embeddings(writer) <= EMBED_ON_ASK_LIMIT:
+        embed_pending(writer, settings)
+    return IndexStore.open(settings.index_path(root))
+
+
+def named_definitions(store: IndexStore, question: str) -> list[SearchHit]:
+    """Chunks defining identifiers the question mentions (``parse_config``, ``Queue.requeue``): a question that
+    names code is best answered with that code."""
+    hits: list[SearchHit] = []
+    for name in dict.fromkeys(m for m in _NAME.findall(question) if _looks_like_code(m)):
+        for symbol in find_symbols(store, name, role="definition", limit=3):
+            hits.extend(search(store, symbol.name, k=3, mode="fts", path_glob=symbol.path))
+    return [h for h in hits if h.symbol.rsplit(".", 1)[-1] in _NAME.findall(question) or
+            h.symbol in question]
+
+
+def estimated_tokens(hit: SearchHit) -> int:
+    return hit.tokens + LINE_OVERHEAD_TOKENS * (hit.end_line - hit.start_line + 1) + HEADER_TOKENS
+
+
+def _looks_like_code(word: str) -> bool:
+    """snake_case, camelCase, dotted or CapWords names; plain English words would match too many symbols."""
+    return "_" in word or "." in word or (any(c.isupper() for c in word[1:]) and any(c.islower() for c in word))
+
+
+def _overlaps(a: SearchHit, b: SearchHit) -> bool:
+    return a.path == b.path and a.start_line <= b.end_line and b.start_line <= a.end_line
