@@ -69,6 +69,8 @@ class LlamaModel:
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
+        self.bos_id = int(llama_cpp.llama_vocab_bos(self._vocab))
+        self.eos_id = int(llama_cpp.llama_vocab_eos(self._vocab))
         self._adapters: list[object] = []
 
     @property
@@ -88,13 +90,17 @@ class LlamaModel:
                                              parse_special)
         return list(buffer[:count])
 
-    def piece(self, token: int) -> bytes:
+    def piece(self, token: int, special: bool = False) -> bytes:
+        """The bytes of one token; special=True renders control tokens ('<|im_end|>') as their text."""
         buffer = ctypes.create_string_buffer(64)
-        length = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, 64, 0, False)
+        length = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, 64, 0, special)
         if length < 0:
             buffer = ctypes.create_string_buffer(-length)
-            length = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, -length, 0, False)
+            length = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, -length, 0, special)
         return buffer.raw[:length]
+
+    def special_text(self, token: int) -> str:
+        return self.piece(token, special=True).decode("utf-8", errors="replace") if token >= 0 else ""
 
     def is_end(self, token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
@@ -122,8 +128,13 @@ class ContextParams:
     lora: Path | None = None
 
     def cache_identity(self) -> str:
-        """The parameters that change the KV values a prefill computes (part of every page key)."""
-        return f"ctx={self.n_ctx};k={self.kv_type};v={self.kv_type};fa=1;swa_full={int(self.swa_full)}"
+        """The context parameters that change the KV values a prefill computes (part of every page key).
+
+        n_ctx and n_batch are deliberately absent: pages exported from a 2K and a 4K context, or with batches of
+        256 and 512, are byte-identical, and a page restored into a context of another size gives bit-identical
+        logits (checked with the default model). Leaving them out keeps the cache valid as a repository grows.
+        """
+        return f"k={self.kv_type};v={self.kv_type};fa=1;swa_full={int(self.swa_full)}"
 
 
 class LlamaContext:
@@ -181,8 +192,17 @@ class LlamaContext:
                 raise EngineError(f"llama_decode failed with status {status}{_last_error()}")
 
     def last_logits(self) -> np.ndarray:
+        """Logits of the last decoded token that asked for them (a copy)."""
+        return self._logits_view().copy()
+
+    def greedy_token(self) -> int:
+        return int(np.argmax(self._logits_view()))
+
+    def _logits_view(self) -> np.ndarray:
         pointer = llama_cpp.llama_get_logits_ith(self._ctx, -1)
-        return np.ctypeslib.as_array(pointer, shape=(self.model.n_vocab,)).copy()
+        if not pointer:
+            raise EngineError("no logits: the last decode did not request them")
+        return np.ctypeslib.as_array(pointer, shape=(self.model.n_vocab,))
 
     def pos_max(self, seq: int = SEQ_MAIN) -> int:
         return int(llama_cpp.llama_memory_seq_pos_max(self._memory, seq))

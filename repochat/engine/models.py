@@ -219,3 +219,24 @@ def _stamp_path(target: Path) -> Path:
 def _write_stamp(target: Path, digest: str) -> None:
     stat = target.stat()
     _stamp_path(target).write_text(json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}))
+
+
+def model_fingerprint(path: Path) -> str:
+    """A cheap identity of a model (or adapter) file for cache keys.
+
+    A verified registry model is named by its sha256 (from its stamp). Any other file would cost a full hash of
+    gigabytes on every ask, so it is named by path, size, modification time and its first 4 MiB (the GGUF header).
+    """
+    path = Path(path).resolve()
+    try:
+        recorded = json.loads(_stamp_path(path).read_text())
+        stat = path.stat()
+        if recorded.get("size") == stat.st_size and recorded.get("mtime_ns") == stat.st_mtime_ns:
+            return f"sha256:{recorded['sha256']}"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    stat = path.stat()
+    digest = hashlib.sha256(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|".encode())
+    with path.open("rb") as source:
+        digest.update(source.read(4 * 1024 * 1024))
+    return f"file:{digest.hexdigest()}"

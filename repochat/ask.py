@@ -1,0 +1,168 @@
+"""Question -> plan -> context -> answer with citations and coverage.
+
+Whole-repository mode puts every readable file into the context in stability order; its KV cache comes from the page
+store where it can. Retrieval mode fills a budget with the retrieval module's excerpts instead.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import Settings
+from .engine.context import LlamaModel
+from .engine.models import resolve_model
+from .engine.pagestore import PageStore, chain_keys
+from .engine.planner import Plan, context_bucket, make_plan
+from .engine.session import Engine, cache_identity, split_pages
+from .errors import ConfigError, EngineError, RepositoryError
+from .history import stability_order
+from .prompt import Prompt, Prompter, RenderedFile, render_file
+from .render import check_citations
+from .repo.walk import WalkResult, check_root, read_text, walk_repository
+from .tokens import count_tokens_batch
+
+TextSink = Callable[[str], None]
+Progress = Callable[[str, int, int], None]
+# A tiktoken estimate this far above the context limit means retrieval for sure: skip exact tokenization.
+_CLEARLY_TOO_BIG = 1.25
+
+
+@dataclass
+class AskResult:
+    question: str
+    answer: str
+    citations: list[dict[str, Any]]  # {"path", "start", "end", "valid"}
+    coverage: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Repository:
+    root: Path
+    walked: WalkResult
+    files: list[RenderedFile]  # readable files in stability order
+    unreadable: int
+
+
+def _load_repository(root: Path, settings: Settings) -> _Repository:
+    root = check_root(root)
+    walked = walk_repository(root, settings)
+    ordered = stability_order(root, [f.path for f in walked.files])
+    files, unreadable = [], 0
+    for rel in ordered:
+        text = read_text(root, rel)
+        if text is None:
+            unreadable += 1
+            continue
+        files.append(render_file(rel, text))
+    if not files:
+        raise RepositoryError(f"{root}: no readable text files to ask about (empty repository?)")
+    return _Repository(root, walked, files, unreadable)
+
+
+def ask(root: Path, question: str, settings: Settings, effort: str = "auto", on_text: TextSink | None = None,
+        on_progress: Progress | None = None, engine: Engine | None = None) -> AskResult:
+    """Answer ``question`` about the repository at ``root``; streams answer text to ``on_text``."""
+    started = time.monotonic()
+    if not question.strip():
+        raise ConfigError("the question is empty")
+    repo = _load_repository(root, settings)
+    own_engine = engine is None
+    if engine is None:
+        engine = Engine(resolve_model(settings, on_progress), settings)
+    try:
+        return _answer(repo, question, settings, effort, engine, on_text, on_progress, started)
+    finally:
+        if own_engine:
+            engine.close()
+
+
+def _answer(repo: _Repository, question: str, settings: Settings, effort: str, engine: Engine,
+            on_text: TextSink | None, on_progress: Progress | None, started: float) -> AskResult:
+    prompter = Prompter(engine.model, engine.model_path)
+    question_tokens = prompter.question(question)
+    plan, prompt = _plan_prompt(repo, question, settings, effort, engine.model_path, prompter)
+    needed = len(prompt.tokens) + len(question_tokens) + settings.max_answer_tokens
+    if needed > plan.context_limit:
+        raise ConfigError(f"the question is too long: {needed:,} tokens needed, context limit {plan.context_limit:,}")
+    engine.ensure_context(max(plan.context, context_bucket(needed, plan.context_limit)))
+    store = PageStore(Path(settings.cache_dir), engine.identity, settings.kv_cache_size)
+    stats = engine.load_prefix(split_pages(prompt.tokens, settings.page_tokens), store, on_progress)
+    generation = engine.generate(question_tokens, len(prompt.tokens), settings.max_answer_tokens, on_text)
+    coverage = {
+        "mode": plan.mode,
+        "files_in_context": len(prompt.paths) if plan.mode == "whole" else 0,
+        "files_retrieved": len(prompt.paths) if plan.mode == "retrieval" else 0,
+        "files_left_out": len(repo.files) - len(prompt.paths) + repo.unreadable + _skipped(repo.walked),
+        "context_tokens": len(prompt.tokens) + len(question_tokens) + generation.tokens,
+        "repo_tokens": plan.repo_tokens,
+        "cache": stats.cache,
+        "restored_tokens": stats.restored_tokens + stats.memory_tokens,
+        "prefilled_tokens": stats.prefilled_tokens,
+        "pages": stats.pages_total,
+        "pages_restored": stats.pages_restored + stats.pages_in_memory,
+        "pages_saved": stats.pages_saved,
+        "question_tokens": len(question_tokens),
+        "answer_tokens": generation.tokens,
+        "stopped": generation.stopped,
+        "ttft_s": round((generation.first_token_at or time.monotonic()) - started, 3),
+        "total_s": round(time.monotonic() - started, 3),
+        "notices": stats.notices,
+        "plan": plan.reason,
+    }
+    return AskResult(question, generation.text, check_citations(generation.text, prompt.shown), coverage)
+
+
+def _skipped(walked: WalkResult) -> int:
+    return sum(len(paths) for paths in walked.skipped.values())
+
+
+def _plan_prompt(repo: _Repository, question: str, settings: Settings, effort: str, model_path: Path,
+                 prompter: Prompter) -> tuple[Plan, Prompt]:
+    """The plan and the cacheable prefix for it. Exact model tokens decide, unless the estimate is clearly over."""
+    estimate = len(prompter.head) + sum(count_tokens_batch([f.text for f in repo.files]))
+    plan = make_plan(model_path, estimate, settings, effort)
+    if plan.mode == "whole" or estimate <= plan.context_limit * _CLEARLY_TOO_BIG:
+        prompt = prompter.whole(repo.files)
+        plan = make_plan(model_path, len(prompt.tokens), settings, effort)
+        if plan.mode == "whole":
+            return plan, prompt
+    return plan, _retrieval_prompt(repo.root, question, settings, plan, prompter)
+
+
+def _retrieval_prompt(root: Path, question: str, settings: Settings, plan: Plan, prompter: Prompter) -> Prompt:
+    try:
+        from .retrieve.context import retrieval_context
+    except ImportError as exc:
+        raise EngineError("the repository does not fit in the context and retrieval is not available") from exc
+    excerpts = retrieval_context(root, settings, question, plan.retrieval_tokens)
+    return prompter.excerpts(excerpts, plan.retrieval_tokens + len(prompter.head))
+
+
+def status_plan(root: Path, settings: Settings) -> dict[str, Any]:
+    """The plan and the state of the KV cache for `repochat status`; loads only the model's vocabulary."""
+    repo = _load_repository(root, settings)
+    model_path = resolve_model(settings)
+    vocabulary = LlamaModel(model_path, vocab_only=True)
+    try:
+        prompter = Prompter(vocabulary, model_path)
+        prompt = prompter.whole(repo.files)
+    finally:
+        vocabulary.close()
+    plan = make_plan(model_path, len(prompt.tokens), settings)
+    report: dict[str, Any] = {"model": str(model_path), **plan.as_dict()}
+    if plan.mode == "whole":
+        identity = cache_identity(model_path, settings)
+        keys = chain_keys(identity, split_pages(prompt.tokens, settings.page_tokens))
+        store = PageStore(Path(settings.cache_dir), identity, settings.kv_cache_size)
+        cached = 0
+        while cached < len(keys) and store.exists(cached, keys[cached]):
+            cached += 1
+        report.update(pages=len(keys), pages_cached=cached,
+                      cache="hit" if cached == len(keys) else ("partial" if cached else "miss"))
+    return report

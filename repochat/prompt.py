@@ -1,0 +1,92 @@
+"""The token stream of a question: chat-template head, the repository (or retrieved excerpts), the question, and the
+template tail. Everything before the question is the cacheable prefix, identical for every question asked about the
+same files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .engine.chat import ChatFrame, chat_frame
+from .engine.context import LlamaModel
+from .engine.gguf import read_gguf
+from .render import CITATION_RULES, ShownLines, line_count, render_block
+
+
+class ExcerptLike(Protocol):
+    path: str
+    start_line: int
+    end_line: int
+    text: str
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    path: str
+    text: str  # header + numbered lines
+    lines: int
+
+
+@dataclass
+class Prompt:
+    tokens: list[int]  # the cacheable prefix: template head + blocks
+    shown: ShownLines = field(default_factory=ShownLines)
+    paths: list[str] = field(default_factory=list)  # files (at least partly) in the context, in order
+
+
+def render_file(path: str, text: str) -> RenderedFile:
+    return RenderedFile(path, render_block(path, text), line_count(text))
+
+
+class Prompter:
+    """Turns texts into model tokens the way the model's chat template expects."""
+
+    def __init__(self, model: LlamaModel, model_path: Path, system: str = CITATION_RULES) -> None:
+        self.model = model
+        template = read_gguf(model_path).get("tokenizer.chat_template")
+        bos, eos = model.special_text(model.bos_id), model.special_text(model.eos_id)
+        self.frame: ChatFrame = chat_frame(template if isinstance(template, str) else None, system, bos, eos)
+        self.head = self._template_tokens(self.frame.before, first=True)
+        self.tail = self._template_tokens(self.frame.after, first=False)
+
+    def _template_tokens(self, text: str, first: bool) -> list[int]:
+        """Template text: special tokens parsed; BOS at the very start if the model wants one and it is missing."""
+        tokens = self.model.tokenize(text, add_special=False, parse_special=True)
+        bos = self.model.bos_id
+        if first and self.model.add_bos and bos >= 0 and (not tokens or tokens[0] != bos):
+            tokens.insert(0, bos)
+        return tokens
+
+    def content(self, text: str) -> list[int]:
+        """Repository or user text: a '<|im_end|>' written inside a file stays plain text."""
+        return self.model.tokenize(text, add_special=False, parse_special=False)
+
+    def question(self, question: str) -> list[int]:
+        """The part after the cached prefix; the citation reminder sits next to the question, where a small model
+        still pays attention to it."""
+        text = (f"Question: {question.strip()}\n"
+                "Give the answer, then the source as file:line-line (for example src/example.py:10-12).")
+        return self.content(text) + self.tail
+
+    def whole(self, files: list[RenderedFile]) -> Prompt:
+        prompt = Prompt(list(self.head))
+        for rendered in files:
+            prompt.tokens.extend(self.content(rendered.text))
+            prompt.shown.add(rendered.path, 1, max(rendered.lines, 1))
+            prompt.paths.append(rendered.path)
+        return prompt
+
+    def excerpts(self, excerpts: list[ExcerptLike], max_tokens: int) -> Prompt:
+        """Retrieved excerpts in the given order, as many as fit in ``max_tokens`` (the head included)."""
+        prompt = Prompt(list(self.head))
+        for excerpt in excerpts:
+            tokens = self.content(render_block(excerpt.path, excerpt.text, excerpt.start_line))
+            if len(prompt.tokens) + len(tokens) > max_tokens:
+                continue  # a smaller excerpt further down may still fit
+            prompt.tokens.extend(tokens)
+            prompt.shown.add(excerpt.path, excerpt.start_line, excerpt.start_line + max(line_count(excerpt.text), 1) - 1)
+            if excerpt.path not in prompt.paths:
+                prompt.paths.append(excerpt.path)
+        return prompt

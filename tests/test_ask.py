@@ -1,0 +1,221 @@
+"""`ask` end to end on the real default model and real git repositories: cold and warm asks through the KV page
+store, edits, damaged checkpoints, Ctrl-C during prefill, a Japanese question, an empty repository.
+
+One engine (model) is loaded for the module; `close_context()` drops the in-memory KV so that an ask has to go
+through the page store on disk.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from engine_support import default_model_path, engine_settings, git, make_repo
+from repochat.ask import AskResult, ask, status_plan
+from repochat.config import Settings
+from repochat.engine.session import Engine
+from repochat.errors import RepositoryError
+from repochat.history import stability_order
+from repochat.prompt import Prompter, render_file
+
+pytestmark = pytest.mark.model
+
+JOBS = "\n".join(
+    [f'"""Job definitions."""', "", "from dataclasses import dataclass, field", "", ""]
+    + [line for n in range(8) for line in (
+        "@dataclass", f"class Job{n}:", f'    """Job kind {n}: runs step {n} of the pipeline."""', "    id: str",
+        "    attempts: int = 0", "    tags: list[str] = field(default_factory=list)", "",
+        "    def run(self) -> str:", f'        return f"step {n} done for {{self.id}}"', "", "")]) + "\n"
+FILES = {
+    "taskq/jobs.py": JOBS,
+    "taskq/results.py": (
+        '"""Results of finished jobs."""\n\n\nclass ResultStore:\n    def __init__(self):\n'
+        "        self._results = {}\n\n    def put(self, job_id, value):\n        self._results[job_id] = value\n\n"
+        "    def get(self, job_id, default=None):\n        return self._results.get(job_id, default)\n"),
+    "taskq/queue.py": (
+        '"""A priority queue of jobs ordered by the time they may run."""\n\nimport heapq\nimport itertools\n\n\n'
+        "class Queue:\n    def __init__(self):\n        self._heap = []\n        self._counter = itertools.count()\n\n"
+        "    def push(self, job, run_at):\n        heapq.heappush(self._heap, (run_at, next(self._counter), job))\n\n"
+        "    def pop_due(self, now):\n        if self._heap and self._heap[0][0] <= now:\n"
+        "            return heapq.heappop(self._heap)[2]\n        return None\n\n"
+        "    def __len__(self):\n        return len(self._heap)\n"),
+    "taskq/worker.py": (
+        '"""The worker loop: take due jobs, run them, store results, retry failures."""\n\n'
+        "from .queue import Queue\nfrom .results import ResultStore\n\nMAX_RETRIES = 3\n\n\n"
+        "def run_once(queue: Queue, results: ResultStore, now: float) -> bool:\n"
+        "    job = queue.pop_due(now)\n    if job is None:\n        return False\n    try:\n"
+        "        results.put(job.id, job.run())\n    except Exception:\n        job.attempts += 1\n"
+        "        if job.attempts < MAX_RETRIES:\n            queue.push(job, now + 2 ** job.attempts)\n"
+        "    return True\n"),
+    "README.md": "# taskq\n\nA tiny job queue: `Queue` orders jobs by run time, `run_once` runs one due job.\n",
+}
+QUESTION = "Which function retries a failed job, and how many times at most?"
+
+
+@dataclass
+class Cold:
+    repo: Path
+    settings: Settings
+    result: AskResult
+    progress: list[tuple[str, int, int]]
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory):
+    model_path = default_model_path(tmp_path_factory)
+    settings = engine_settings(tmp_path_factory.mktemp("unused"), model=str(model_path), threads=1)
+    with Engine(model_path, settings) as loaded:
+        yield loaded
+
+
+@pytest.fixture(scope="module")
+def cold(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Cold:
+    base = tmp_path_factory.mktemp("cold")
+    repo = make_repo(base / "repo", FILES)
+    settings = engine_settings(base / "cache", model=str(engine.model_path), threads=1)
+    progress: list[tuple[str, int, int]] = []
+    engine.close_context()
+    result = ask(repo, QUESTION, settings, engine=engine, on_progress=lambda *p: progress.append(p))
+    return Cold(repo, settings, result, progress)
+
+
+def _fresh_copy(cold: Cold, tmp_path: Path) -> tuple[Path, Settings]:
+    """The cold run's repository and page cache, copied so that a test may change them."""
+    repo = tmp_path / "repo"
+    shutil.copytree(cold.repo, repo, symlinks=True)
+    shutil.copytree(Path(cold.settings.cache_dir) / "kv", tmp_path / "cache" / "kv")
+    return repo, engine_settings(tmp_path / "cache", model=cold.settings.model, threads=1)
+
+
+def _ask_from_disk(engine: Engine, repo: Path, settings: Settings, question: str = QUESTION, **kwargs) -> AskResult:
+    engine.close_context()  # nothing in memory: the prefix must come from the page store
+    return ask(repo, question, settings, engine=engine, **kwargs)
+
+
+def _token_offset_of(engine: Engine, repo: Path, path: str) -> int:
+    """Where ``path`` starts in the prefix token stream (head + files in stability order)."""
+    prompter = Prompter(engine.model, engine.model_path)
+    order = stability_order(repo, [p for p in FILES])
+    before = [render_file(p, (repo / p).read_text()) for p in order[:order.index(path)]]
+    return len(prompter.whole(before).tokens)
+
+
+def test_cold_ask_prefills_every_page_and_saves_it(cold: Cold) -> None:
+    coverage = cold.result.coverage
+    assert coverage["mode"] == "whole" and coverage["cache"] == "miss"
+    assert coverage["files_in_context"] == len(FILES)
+    assert coverage["prefilled_tokens"] == coverage["repo_tokens"] > 256
+    assert coverage["restored_tokens"] == 0
+    assert coverage["pages"] == -(-coverage["repo_tokens"] // 256) == coverage["pages_saved"]
+    assert ("prefill", coverage["pages"], coverage["pages"]) in cold.progress
+    assert cold.result.answer.strip()
+    assert 0 < coverage["ttft_s"] <= coverage["total_s"]
+
+
+def test_warm_ask_restores_every_page_and_answers_identically(cold: Cold, engine: Engine, tmp_path: Path) -> None:
+    repo, settings = _fresh_copy(cold, tmp_path)
+    warm = _ask_from_disk(engine, repo, settings)
+    assert warm.coverage["cache"] == "hit"
+    assert warm.coverage["restored_tokens"] == cold.result.coverage["repo_tokens"]
+    assert warm.coverage["prefilled_tokens"] == 0
+    # greedy decoding after a restored prefix gives exactly the uninterrupted run's answer
+    assert warm.answer == cold.result.answer
+
+
+def test_status_reports_the_cached_chain(cold: Cold) -> None:
+    report = status_plan(cold.repo, cold.settings)
+    assert report["mode"] == "whole" and report["cache"] == "hit"
+    assert report["pages_cached"] == report["pages"] == cold.result.coverage["pages"]
+    assert report["repo_tokens"] == cold.result.coverage["repo_tokens"]
+
+
+def test_edit_recomputes_only_from_the_edited_files_page(cold: Cold, engine: Engine, tmp_path: Path) -> None:
+    repo, settings = _fresh_copy(cold, tmp_path)
+    edited = "README.md"  # committed last, so it is last in stability order
+    assert stability_order(repo, list(FILES))[-1] == edited
+    (repo / edited).write_text(FILES[edited] + "\nRetries back off exponentially.\n")
+    start = _token_offset_of(engine, repo, edited)
+    kept_pages = start // 256
+    result = _ask_from_disk(engine, repo, settings, "What does run_once return?")
+    assert result.coverage["cache"] == "partial"
+    assert result.coverage["restored_tokens"] == kept_pages * 256
+    assert result.coverage["prefilled_tokens"] == result.coverage["repo_tokens"] - kept_pages * 256
+
+
+def test_editing_an_old_file_moves_it_last_and_keeps_the_pages_before_it(cold: Cold, engine: Engine,
+                                                                         tmp_path: Path) -> None:
+    repo, settings = _fresh_copy(cold, tmp_path)
+    (repo / "taskq/worker.py").write_text(FILES["taskq/worker.py"].replace("MAX_RETRIES = 3", "MAX_RETRIES = 5"))
+    git(repo, "commit", "-q", "-am", "more retries", when=1_800_000_000)
+    start = _token_offset_of(engine, repo, "taskq/worker.py")
+    old_start_page = _token_offset_of(engine, cold.repo, "taskq/worker.py") // 256
+    result = _ask_from_disk(engine, repo, settings, "What is MAX_RETRIES?")
+    assert start > _token_offset_of(engine, cold.repo, "taskq/worker.py")  # it moved to the end
+    assert result.coverage["restored_tokens"] == old_start_page * 256
+
+
+def test_damaged_checkpoint_is_detected_and_recomputed(cold: Cold, engine: Engine, tmp_path: Path) -> None:
+    repo, settings = _fresh_copy(cold, tmp_path)
+    pages = sorted((tmp_path / "cache" / "kv").rglob("*.kvp"), key=lambda p: p.name)
+    victim = pages[2]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    result = _ask_from_disk(engine, repo, settings)
+    assert result.coverage["restored_tokens"] == 2 * 256
+    assert result.coverage["prefilled_tokens"] == cold.result.coverage["repo_tokens"] - 2 * 256
+    assert any("damaged" in notice for notice in result.coverage["notices"])
+    assert result.answer == cold.result.answer
+    again = _ask_from_disk(engine, repo, settings)  # the recomputed page was written back
+    assert again.coverage["cache"] == "hit"
+
+
+def test_ctrl_c_during_prefill_keeps_the_pages_written(cold: Cold, engine: Engine, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(cold.repo, repo, symlinks=True)
+    settings = engine_settings(tmp_path / "cache", model=cold.settings.model, threads=1)
+
+    def interrupt_after_three_pages(stage: str, done: int, _total: int) -> None:
+        if stage == "prefill" and done == 3:  # raised after the third page was computed and handed to the writer
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _ask_from_disk(engine, repo, settings, on_progress=interrupt_after_three_pages)
+    resumed = _ask_from_disk(engine, repo, settings)
+    assert resumed.coverage["restored_tokens"] == 3 * 256
+    assert resumed.answer == cold.result.answer
+
+
+def test_in_memory_prefix_is_reused_by_the_next_question(cold: Cold, engine: Engine) -> None:
+    ask(cold.repo, "What does ResultStore.get return for an unknown id?", cold.settings, engine=engine)
+    second = ask(cold.repo, "Which module imports heapq?", cold.settings, engine=engine)
+    assert second.coverage["cache"] == "hit" and second.coverage["prefilled_tokens"] == 0
+
+
+def test_japanese_question_is_answered(cold: Cold, engine: Engine) -> None:
+    streamed: list[str] = []
+    result = ask(cold.repo, "失敗したジョブは最大何回再試行されますか？", cold.settings, engine=engine,
+                 on_text=streamed.append)
+    assert result.answer.strip() and "".join(streamed) == result.answer
+    assert result.coverage["cache"] == "hit"
+
+
+def test_citations_are_marked_against_the_context(cold: Cold, engine: Engine) -> None:
+    result = ask(cold.repo, "Quote the line of taskq/worker.py that sets MAX_RETRIES, citing it as path:line.",
+                 cold.settings, engine=engine)
+    lengths = {path: len(text.splitlines()) for path, text in FILES.items()}
+    for citation in result.citations:
+        really_shown = citation["path"] in lengths and 1 <= citation["start"] <= citation["end"] <= lengths[
+            citation["path"]]
+        assert citation["valid"] == really_shown, citation
+
+
+def test_empty_repository_is_a_clear_error(tmp_path: Path, engine: Engine) -> None:
+    root = tmp_path / "empty"
+    root.mkdir()
+    git(root, "init", "-q")
+    with pytest.raises(RepositoryError, match="no readable text files"):
+        ask(root, "What is here?", engine_settings(tmp_path / "cache", model=str(engine.model_path)), engine=engine)
