@@ -1,0 +1,118 @@
+"""Generation constrained by a llama.cpp grammar (GBNF), so structured output always parses.
+
+Built on the public ``LlamaContext`` / ``LlamaModel`` seam: the context decodes and hands back logits, and llama.cpp's
+grammar sampler (``llama_sampler_init_grammar`` + ``llama_sampler_apply`` / ``llama_sampler_accept``) masks every
+token the grammar does not allow at this point. Sampling is greedy (temperature 0): a review must be repeatable.
+
+Applying the grammar to the whole vocabulary (150K tokens for Qwen) on every step is the slow part, so the best few
+candidates are tried first and the full vocabulary only when none of them is allowed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+from dataclasses import dataclass
+
+import llama_cpp
+import numpy as np
+
+from ..errors import EngineError
+from .context import LlamaContext, LlamaModel
+
+_TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])  # llama_token_data
+_FIRST_CANDIDATES = 40  # top logits checked against the grammar before falling back to the whole vocabulary
+
+
+@dataclass
+class ConstrainedOutput:
+    text: str
+    tokens: int
+    stopped: str  # "end" (the grammar completed and the model stopped), "length" or "context"
+
+
+def gbnf_literal(text: str) -> str:
+    """``text`` as a double-quoted GBNF literal."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{escaped}"'
+
+
+class GrammarSampler:
+    """Greedy choice among the tokens a GBNF grammar allows next."""
+
+    def __init__(self, model: LlamaModel, grammar: str, root: str = "root") -> None:
+        vocab = llama_cpp.llama_model_get_vocab(model.handle)
+        self._sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), root.encode())
+        if not self._sampler:
+            raise EngineError("llama.cpp rejected the output grammar")
+        self._full = np.zeros(model.n_vocab, dtype=_TOKEN_DATA)
+        self._full["id"] = np.arange(model.n_vocab, dtype=np.int32)
+
+    def choose(self, logits: np.ndarray) -> int:
+        """The highest-logit token the grammar allows (an end-of-generation token once the grammar is complete)."""
+        top = np.argpartition(logits, -_FIRST_CANDIDATES)[-_FIRST_CANDIDATES:]
+        candidates = np.zeros(len(top), dtype=_TOKEN_DATA)
+        candidates["id"], candidates["logit"] = top, logits[top]
+        token = self._best_allowed(candidates)
+        if token is None:
+            self._full["logit"] = logits
+            token = self._best_allowed(self._full)
+        if token is None:
+            raise EngineError("the output grammar allows no token here")
+        return token
+
+    def _best_allowed(self, candidates: np.ndarray) -> int | None:
+        array = llama_cpp.llama_token_data_array(
+            data=candidates.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data)),
+            size=len(candidates), selected=-1, sorted=False)
+        llama_cpp.llama_sampler_apply(self._sampler, ctypes.byref(array))
+        allowed = np.isfinite(candidates["logit"])
+        if not allowed.any():
+            return None
+        return int(candidates["id"][np.argmax(np.where(allowed, candidates["logit"], -np.inf))])
+
+    def accept(self, token: int) -> None:
+        llama_cpp.llama_sampler_accept(self._sampler, token)
+
+    def close(self) -> None:
+        if self._sampler:
+            llama_cpp.llama_sampler_free(self._sampler)
+            self._sampler = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def generate_constrained(context: LlamaContext, prompt: list[int], grammar: str, max_tokens: int,
+                         start: int = 0) -> ConstrainedOutput:
+    """Decode ``prompt`` at ``start`` and generate at most ``max_tokens`` tokens that follow ``grammar``."""
+    model = context.model
+    if start + len(prompt) >= context.n_ctx:
+        raise EngineError(f"the prompt does not fit: {start + len(prompt):,} tokens, context {context.n_ctx:,}")
+    sampler = GrammarSampler(model, grammar)
+    try:
+        context.decode(prompt, start, logits_last=True)
+        return _sample(context, sampler, start + len(prompt), max_tokens)
+    finally:
+        sampler.close()
+
+
+def _sample(context: LlamaContext, sampler: GrammarSampler, position: int, max_tokens: int) -> ConstrainedOutput:
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pieces: list[str] = []
+    stopped, generated = "length", 0
+    while generated < max_tokens:
+        token = sampler.choose(context.last_logits())
+        if context.model.is_end(token):
+            stopped = "end"
+            break
+        sampler.accept(token)
+        pieces.append(decoder.decode(context.model.piece(token)))
+        generated += 1
+        if position + 1 >= context.n_ctx:
+            stopped = "context"
+            break
+        context.decode([token], position, logits_last=True)
+        position += 1
+    pieces.append(decoder.decode(b"", final=True))
+    return ConstrainedOutput("".join(pieces), generated, stopped)

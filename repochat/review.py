@@ -1,0 +1,173 @@
+"""Review a change before it is committed, with the repository as context.
+
+staged diff -> index updated from the staged blobs -> context (changed regions widened to their definitions,
+callers, callees, notes, related map) within a token budget -> the model, constrained by a grammar to a findings
+object -> findings on files outside the review dropped -> a ReviewReport (text / JSON / SARIF by review_format).
+
+A missing model or index does not raise: the report carries a one-line notice and the caller decides (the hook lets
+the commit through unless --strict). A bad range or a directory that is not a git work tree raises ReviewError.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pathspec
+
+from .config import Settings
+from .engine.grammar import generate_constrained
+from .engine.models import resolve_model
+from .engine.session import Engine
+from .errors import EngineError, IndexError_, ModelError
+from .index.languages import language_for
+from .index.store import IndexStore
+from .prompt import Prompter
+from .retrieve.symbols import find_symbols
+from .review_context import (FileView, ReviewContext, file_view, find_callees, find_callers, misspelling_notes,
+                             related_map, tokens_of)
+from .review_diff import STAGED, WORKTREE, Change, FileChange, load_change
+from .review_format import Finding, ReviewReport
+from .review_index import index_change, open_index
+from .review_prompt import SYSTEM, findings_grammar, parse_findings, prompt_text
+
+Progress = Callable[[str, int, int], None]
+PROMPT_TOKENS = 2500  # user-message budget: a short prompt keeps a small model focused and a hook fast
+CHANGE_SHARE = 0.6  # at most this share of the budget goes to the changed regions themselves
+MAX_OUTPUT_TOKENS = 256
+_CONTEXT_STEP = 1024
+
+
+@dataclass
+class _Selection:
+    views: list[FileView]
+    changes: list[FileChange]
+    not_reviewed: dict[str, str]
+
+
+def target_label(target: str) -> str:
+    return {STAGED: "staged", WORKTREE: "worktree"}.get(target, target)
+
+
+def review(root: Path, settings: Settings, target: str = STAGED, engine: Engine | None = None,
+           on_progress: Progress | None = None) -> ReviewReport:
+    """Review ``target`` (STAGED, WORKTREE or a revision range) of the repository at ``root``.
+
+    ``engine`` is an already loaded Engine to reuse (tests, the MCP server); without it the configured model is
+    loaded for this review and closed after it."""
+    started = time.monotonic()
+    change = load_change(root, target)
+    report = ReviewReport(target=target_label(target))
+    try:
+        writes = target in (STAGED, WORKTREE)
+        store = open_index(root, settings, for_writing=writes)
+        if writes:
+            index_change(store, change, settings)  # the symbols the review looks up describe what is committed
+    except IndexError_ as exc:
+        report.notice = f"index unavailable: {exc}"
+        return _finish(report, started)
+    selection = select_files(store, change, settings)
+    report.not_reviewed = selection.not_reviewed
+    report.reviewed = [view.path for view in selection.views]
+    if selection.views:
+        context = build_context(store, selection)
+        _run_model(report, context, settings, engine, on_progress)
+    return _finish(report, started)
+
+
+def _finish(report: ReviewReport, started: float) -> ReviewReport:
+    report.seconds = round(time.monotonic() - started, 2)
+    return report
+
+
+# --- which files --------------------------------------------------------------------------------------------------
+def select_files(store: IndexStore, change: Change, settings: Settings) -> _Selection:
+    """Reviewable files, most important first, within max_diff_lines and the change's share of the budget."""
+    skip = pathspec.PathSpec.from_lines("gitignore", settings.review_skip)
+    not_reviewed: dict[str, str] = {}
+    candidates: list[tuple[FileChange, FileView]] = []
+    for file in change.files:
+        reason = "skipped by review_skip" if skip.match_file(file.path) else file.skip_reason
+        if not reason and not file.hunks:
+            reason = "no content change"
+        if reason:
+            not_reviewed[file.path] = reason
+        else:
+            candidates.append((file, file_view(file)))
+    candidates.sort(key=lambda pair: _importance(store, *pair), reverse=True)
+    kept: list[tuple[FileChange, FileView]] = []
+    lines_left, tokens_left = settings.max_diff_lines, int(PROMPT_TOKENS * CHANGE_SHARE)
+    for file, view in candidates:
+        cost = tokens_of(view.text)
+        if kept and (file.changed_lines > lines_left or cost > tokens_left):
+            not_reviewed[file.path] = "diff too large: less important files left out"
+            continue
+        if not kept and cost > tokens_left:  # the most important file is reviewed even if only in part
+            view = file_view(file, max_shown=max(20, len(view.shown_lines) * tokens_left // cost))
+            cost = tokens_of(view.text)
+        kept.append((file, view))
+        lines_left -= file.changed_lines
+        tokens_left -= cost
+    return _Selection([v for _, v in kept], [f for f, _ in kept], not_reviewed)
+
+
+def _importance(store: IndexStore, file: FileChange, view: FileView) -> tuple[int, int, int]:
+    """Code before other text, then how much of the repository refers to what changed, then the size of the change."""
+    references = sum(len(find_symbols(store, name, role="reference", limit=1000)) for name in view.touched)
+    return int(language_for(file.path) is not None), references, file.changed_lines
+
+
+# --- context ------------------------------------------------------------------------------------------------------
+def build_context(store: IndexStore, selection: _Selection) -> ReviewContext:
+    context = ReviewContext(files=selection.views, not_reviewed=selection.not_reviewed)
+    context.callers = find_callers(store, selection.views)
+    context.callees = find_callees(store, selection.changes, selection.views)
+    shown = "\n".join(e.text for e in context.callers + context.callees)
+    for file in selection.changes:
+        context.notes.extend(misspelling_notes(store, file, shown))
+    context.related = related_map(store, [v.path for v in selection.views])
+    return context
+
+
+# --- the model ----------------------------------------------------------------------------------------------------
+def _run_model(report: ReviewReport, context: ReviewContext, settings: Settings, engine: Engine | None,
+               on_progress: Progress | None) -> None:
+    """Findings from the model into ``report``; a model that cannot be loaded or fails becomes report.notice."""
+    own = engine is None
+    try:
+        if engine is None:
+            engine = Engine(resolve_model(settings, on_progress), settings)
+        _generate(report, context, engine)
+    except (ModelError, EngineError) as exc:
+        report.notice = f"model unavailable: {exc}"
+    finally:
+        if own and engine is not None:
+            engine.close()
+
+
+def _generate(report: ReviewReport, context: ReviewContext, engine: Engine) -> None:
+    prompter = Prompter(engine.model, engine.model_path, system=SYSTEM)
+    tokens = prompter.head + prompter.content(prompt_text(context, PROMPT_TOKENS)) + prompter.tail
+    engine.close_context()  # a review's prompt shares nothing with a cached repository prefix
+    needed = len(tokens) + MAX_OUTPUT_TOKENS + 1
+    llama_context = engine.ensure_context(-(-needed // _CONTEXT_STEP) * _CONTEXT_STEP)
+    began = time.monotonic()
+    try:
+        output = generate_constrained(llama_context, tokens, findings_grammar(context.locations()),
+                                      MAX_OUTPUT_TOKENS)
+    finally:
+        engine.close_context()
+    report.findings, report.dropped = _keep_reviewed(parse_findings(output.text), context)
+    report.stats = {"model": engine.model_path.name, "prompt_tokens": len(tokens), "output_tokens": output.tokens,
+                    "stopped": output.stopped, "model_seconds": round(time.monotonic() - began, 2),
+                    "callers": len(context.callers), "callees": len(context.callees), "notes": context.notes}
+
+
+def _keep_reviewed(findings: list[Finding], context: ReviewContext) -> tuple[list[Finding], int]:
+    """Findings on a reviewed file and a line that was shown; the rest are dropped (and counted)."""
+    shown = {path: set(lines) for path, lines in context.locations().items()}
+    kept = [f for f in findings if f.line in shown.get(f.path, ())]
+    unique = list(dict.fromkeys(kept))
+    return unique, len(findings) - len(kept)
