@@ -193,5 +193,91 @@ def status(repo: Path | None, as_json: bool) -> None:
             out.print(f"  {key}: {value}" if key else f"  {value}")
 
 
+def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options that choose the model and how it runs (ask, review, serve, status)."""
+    options = [
+        click.option("--model", help="A model name from `repochat models`, or a path to a GGUF file."),
+        click.option("--lora", type=click.Path(dir_okay=False), help="A LoRA adapter (GGUF) to apply."),
+        click.option("--memory", help="Memory budget for model + KV cache (e.g. 8GB; default: a share of free RAM)."),
+        click.option("--ctx", type=int, help="Context length (up to what the model allows)."),
+        click.option("--kv-type", type=click.Choice(["f16", "q8_0", "q4_0"]), help="KV cache type."),
+        click.option("--gpu-layers", type=int, help="Layers to offload to a GPU (needs a GPU build of llama.cpp)."),
+        click.option("--threads", type=int, help="CPU threads (default: all cores)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+MODEL_KEYS = ("model", "lora", "memory", "ctx", "kv_type", "gpu_layers", "threads")
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--effort", type=click.Choice(["low", "auto", "high"]), default="auto", show_default=True,
+              help="low: retrieval with a small context; high: whole repository (or the largest budget).")
+@click.option("--max-tokens", "max_answer_tokens", type=int, help="Longest answer, in tokens.")
+@model_options
+@repo_option
+@json_option
+@handle_errors()
+def ask(question: str, effort: str, repo: Path | None, as_json: bool, **options: Any) -> None:
+    """Answer QUESTION about the repository, with citations (path:start-end) and a coverage line."""
+    from .ask import ask as run_ask
+
+    root, settings = settings_for(repo, **options)
+    with progress_reporter(not as_json) as report:
+        result = run_ask(root, question, settings, effort=effort, on_progress=report,
+                         on_text=None if as_json else _stream)
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    click.echo()
+    _print_citations(result.citations)
+    _print_coverage(result.coverage)
+
+
+def _stream(text: str) -> None:
+    click.echo(text, nl=False)
+    sys.stdout.flush()
+
+
+def _print_citations(citations: list[dict[str, Any]]) -> None:
+    if not citations:
+        return
+    shown = [f"{c['path']}:{c['start']}-{c['end']}" + ("" if c["valid"] else " (not in context)") for c in citations]
+    out.print("[dim]citations:[/] " + ", ".join(shown), markup=True)
+
+
+def _print_coverage(coverage: dict[str, Any]) -> None:
+    files = (f"{coverage['files_in_context']} files in context" if coverage["mode"] == "whole"
+             else f"{coverage['files_retrieved']} files retrieved")
+    out.print(f"[dim]{coverage['mode']} mode: {files}, {coverage['files_left_out']} left out, "
+              f"{coverage['context_tokens']:,} tokens, cache {coverage['cache']} "
+              f"({coverage['restored_tokens']:,} restored, {coverage['prefilled_tokens']:,} prefilled), "
+              f"first token {coverage['ttft_s']:.1f}s, total {coverage['total_s']:.1f}s[/]")
+    for notice in coverage.get("notices", []):
+        out.print(f"[yellow]{notice}[/]")
+
+
+@cli.command()
+@model_options
+@repo_option
+@json_option
+@handle_errors()
+def models(repo: Path | None, as_json: bool, **options: Any) -> None:
+    """Installed models: name, size, context limit and licence."""
+    from .engine.models import list_models
+
+    _root, settings = settings_for(repo, **options)
+    found = list_models(settings)
+    if as_json:
+        emit_json([{**asdict(m), "path": str(m.path) if m.path else None} for m in found])
+        return
+    for m in found:
+        state = "installed" if m.installed else "not installed"
+        out.print(f"{m.name:14s} {state:14s} {m.size_bytes / 1e6:8.0f} MB  ctx {m.context_length:>9,}  {m.license}")
+
+
 def main() -> None:
     cli()
