@@ -1,0 +1,79 @@
+"""`repochat serve` (MCP over stdio for editors and agents) and `repochat watch` (keep the index live).
+
+Registered on the `cli` group in cli.py: ``cli.add_command(serve)`` and ``cli.add_command(watch)``.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from .cli import handle_errors, json_option, repo_option, settings_for
+
+if TYPE_CHECKING:
+    from .index.indexer import IndexSummary
+
+
+@click.command()
+@click.option("--stdio", "transport", flag_value="stdio", default=True,
+              help="Speak MCP (JSON-RPC) on stdin/stdout; the only transport, and the default.")
+@click.option("--no-watch", is_flag=True, help="Do not follow file changes (the index is updated once at start).")
+@click.option("--no-embed", is_flag=True, help="Skip vectors (full-text search only).")
+@repo_option
+@handle_errors()
+def serve(transport: str, no_watch: bool, no_embed: bool, repo: Path | None) -> None:
+    """Serve the repository to an editor or coding agent over MCP (stdio).
+
+    Tools: search_code, ask, review_diff, find_symbol, find_references, repo_map, index_status; files are
+    resources (repo://files/<path>). Logs go to stderr; stdout carries protocol messages only.
+    """
+    from .server import serve_stdio
+
+    root, settings = settings_for(repo, embeddings=False if no_embed else None)
+    serve_stdio(root, settings, live=not no_watch)
+
+
+@click.command()
+@click.option("--debounce", default=0.4, show_default=True, type=float,
+              help="Seconds of quiet after the last change before the index is updated.")
+@click.option("--no-embed", is_flag=True, help="Skip vectors (full-text search only).")
+@repo_option
+@json_option
+@handle_errors()
+def watch(debounce: float, no_embed: bool, repo: Path | None, as_json: bool) -> None:
+    """Keep the index up to date while files change (Ctrl-C to stop).
+
+    Changes are debounced and coalesced: a branch switch or a formatter run is one update. Prints one line per
+    update (one JSON object per line with --json).
+    """
+    from .watch import IndexWatcher
+
+    root, settings = settings_for(repo, embeddings=False if no_embed else None)
+    watcher = IndexWatcher(root, settings, debounce=debounce,
+                           on_update=lambda summary: _report(summary, as_json))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
+    watcher.start()
+    if not as_json:
+        click.echo(f"watching {root} (Ctrl-C to stop)", err=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watcher.stop()
+
+
+def _report(summary: "IndexSummary", as_json: bool) -> None:
+    if as_json:  # one object per line: a stream a script can follow
+        click.echo(json.dumps(asdict(summary), ensure_ascii=False, default=str))
+        return
+    click.echo(f"updated: {summary.parsed} parsed, {summary.deleted} removed, {summary.chunks} chunks, "
+               f"{summary.symbols} symbols in {summary.seconds:.2f}s")

@@ -1,0 +1,291 @@
+"""`repochat serve`: the repository's index, symbols, map and model as MCP tools over stdio.
+
+Editors and coding agents start this as a subprocess and speak JSON-RPC to it. Stdout carries protocol messages only
+(the SDK moves file descriptor 1 aside, so even C libraries printing there end up on stderr); logs go to stderr.
+
+Requests that use the model (ask, review_diff) run one at a time in arrival order on one loaded engine, whose KV pages
+stay in memory between requests; an MCP cancellation takes a request out of the queue or stops it at the next page
+or token. Index queries run concurrently with each other, but never during an index update (see watch.IndexGate).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any, Callable, Literal, TypeVar
+
+import anyio
+import anyio.to_thread
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.stdio import stdio_server
+from mcp.shared._context_streams import create_context_streams
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import SessionMessage
+from mcp_types import CallToolResult, ErrorData, JSONRPCError
+from mcp_types.jsonrpc import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
+from pydantic import Field, ValidationError
+
+from .config import Settings
+from .errors import RepochatError
+from .repo_tools import RepoTools
+from .watch import IndexGate, IndexWatcher
+
+log = logging.getLogger("repochat.server")
+T = TypeVar("T")
+FILE_URI = "repo://files/{+path}"
+
+
+class RequestCancelled(Exception):
+    """Raised inside a running model request when its client cancelled it."""
+
+
+class CancelToken:
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise RequestCancelled
+
+
+class ModelQueue:
+    """One model request at a time, first come first served; waiting and running requests can be cancelled."""
+
+    def __init__(self) -> None:
+        self._lock = anyio.Lock()
+        self._running: set[CancelToken] = set()
+
+    async def run(self, job: Callable[[CancelToken], T]) -> T:
+        token = CancelToken()
+        async with self._lock:  # a request cancelled while waiting here simply leaves the queue
+            self._running.add(token)
+            finished = threading.Event()
+
+            def work() -> T:
+                try:
+                    token.check()
+                    return job(token)
+                finally:
+                    finished.set()
+
+            try:
+                return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+            except anyio.get_cancelled_exc_class():
+                token.cancel()  # the worker stops at its next page or token; the model stays ours until then
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(finished.wait)
+                raise
+            finally:
+                self._running.discard(token)
+
+    def cancel_all(self) -> None:
+        for token in list(self._running):
+            token.cancel()
+
+
+class RepochatMCP(MCPServer[Any]):
+    """MCPServer with the repository's files as a dynamic resource list and protocol errors for unknown tools."""
+
+    def __init__(self, tools: RepoTools) -> None:
+        super().__init__("repochat", instructions=INSTRUCTIONS, log_level="WARNING")
+        self.repo = tools
+
+    async def list_resources(self) -> list[Any]:
+        from mcp_types import Resource
+
+        paths = await anyio.to_thread.run_sync(self.repo.list_files)
+        return [Resource(uri=f"repo://files/{path}", name=path, mime_type="text/plain") for path in paths]
+
+    async def call_tool(self, name: str, arguments: dict[str, Any],
+                        context: Context[Any, Any] | None = None) -> CallToolResult | Any:
+        if self._tool_manager.get_tool(name) is None:
+            raise MCPError(code=INVALID_PARAMS, message=f"unknown tool {name!r}",
+                           data={"tools": [tool.name for tool in self._tool_manager.list_tools()]})
+        return await super().call_tool(name, arguments, context)
+
+
+INSTRUCTIONS = ("repochat answers questions about one source repository with a local model, offline. Use search_code, "
+                "find_symbol, find_references and repo_map to locate code quickly; ask for an answer with citations "
+                "(slower: it runs the model); review_diff to review a change. Paths are relative to the repository "
+                "root; files are readable as resources repo://files/<path>.")
+
+
+async def _in_thread(gate: IndexGate, call: Callable[[], T]) -> T:
+    """Run an index query in a worker thread, inside the gate, turning repochat errors into tool errors."""
+    def guarded() -> T:
+        with gate.read():
+            return call()
+    try:
+        return await anyio.to_thread.run_sync(guarded)
+    except RepochatError as exc:
+        raise ToolError(str(exc)) from exc
+
+
+def _progress_sender(ctx: Context[Any, Any], token: CancelToken) -> Callable[[str, int, int], None]:
+    """A (stage, done, total) callback for the worker thread: checks for cancellation and notifies the client."""
+    step = 0
+
+    def report(stage: str, done: int, total: int) -> None:
+        nonlocal step
+        token.check()
+        step += 1  # MCP wants progress to grow with every notification; stages restart their own counts
+        try:
+            anyio.from_thread.run(ctx.report_progress, step, None, f"{stage} {done}/{total}")
+        except Exception as exc:  # noqa: BLE001 - a client gone deaf must not stop the work
+            log.debug("progress not sent: %s", exc)
+    return report
+
+
+def build_server(tools: RepoTools, gate: IndexGate, queue: ModelQueue) -> RepochatMCP:
+    server = RepochatMCP(tools)
+
+    @server.tool(description="Search the repository's code and text: hybrid full-text + vector ranking. Returns the "
+                             "best chunks with path, line range, symbol and text.")
+    async def search_code(
+        query: Annotated[str, Field(description="What to look for: words, identifiers or a natural-language phrase.")],
+        k: Annotated[int, Field(ge=1, le=100, description="Number of results.")] = 10,
+        mode: Annotated[Literal["hybrid", "fts", "vector"], Field(description="Ranking method.")] = "hybrid",
+        path: Annotated[str | None, Field(description="Only paths matching this glob, relative to the repository "
+                                                      "root (e.g. 'src/**/*.py').")] = None,
+        language: Annotated[str | None, Field(description="Only this language (e.g. 'python').")] = None,
+    ) -> dict[str, Any]:
+        return await _in_thread(gate, lambda: tools.search_code(query, k, mode, path, language))
+
+    @server.tool(description="Where a name is defined: definitions of a function, class, method, variable... "
+                             "'Class.method' narrows to the method of that class.")
+    async def find_symbol(name: Annotated[str, Field(description="Symbol name, e.g. 'parse' or 'Queue.put'.")]
+                          ) -> dict[str, Any]:
+        return await _in_thread(gate, lambda: tools.find_symbol(name))
+
+    @server.tool(description="Where a name is used: references to it, each with the enclosing definition (caller).")
+    async def find_references(name: Annotated[str, Field(description="Symbol name, e.g. 'parse'.")]
+                              ) -> dict[str, Any]:
+        return await _in_thread(gate, lambda: tools.find_references(name))
+
+    @server.tool(description="A map of the repository's most important definitions (ranked by how much the rest of "
+                             "the code refers to them), fitted to a token budget.")
+    async def repo_map(
+        tokens: Annotated[int, Field(ge=64, le=32768, description="Token budget for the map.")] = 1024,
+        focus: Annotated[list[str] | None, Field(description="Files to rank higher (paths relative to the "
+                                                             "repository root).")] = None,
+    ) -> dict[str, Any]:
+        return await _in_thread(gate, lambda: tools.repo_map(tokens, focus or []))
+
+    @server.tool(description="The state of the index (files, chunks, symbols, vectors, what was skipped and why), "
+                             "the live updates, and the plan for asking (whole repository in context or retrieval).")
+    async def index_status() -> dict[str, Any]:
+        return await _in_thread(gate, tools.index_status)
+
+    @server.tool(description="Answer a question about the repository with the local model: the answer, citations "
+                             "(path:line, checked against the files) and coverage (what was in context, KV cache "
+                             "hit or miss). Sends progress while the context is prefilled. Slow on CPU.")
+    async def ask(
+        question: Annotated[str, Field(description="The question, in any language.")],
+        effort: Annotated[Literal["auto", "low", "high"], Field(description="auto: whole repository when it fits; "
+                                                                "low: retrieval only; high: as much context as "
+                                                                "memory allows.")] = "auto",
+        ctx: Context[Any, Any] | None = None,
+    ) -> dict[str, Any]:
+        def job(token: CancelToken) -> dict[str, Any]:
+            progress = _progress_sender(ctx, token) if ctx is not None else None
+            return tools.ask(question, effort, progress, token.check)
+        return await _model_call(queue, job)
+
+    @server.tool(description="Review a change with the repository as context: findings with severity, path:line, "
+                             "message and suggestion. Give a unified diff, or 'staged' for the staged changes.")
+    async def review_diff(
+        diff: Annotated[str, Field(description="A unified diff (git diff output), or 'staged'.")] = "staged",
+        ctx: Context[Any, Any] | None = None,
+    ) -> dict[str, Any]:
+        def job(token: CancelToken) -> dict[str, Any]:
+            progress = _progress_sender(ctx, token) if ctx is not None else None
+            return tools.review_diff(diff, progress, token.check)
+        return await _model_call(queue, job)
+
+    @server.resource(FILE_URI, name="file", description="A file of the repository (text files that may be indexed "
+                                                        "only: secrets, binaries and ignored files are refused).",
+                     mime_type="text/plain")
+    async def read_file(path: str) -> str:
+        try:
+            return await anyio.to_thread.run_sync(tools.read_file, path)
+        except RepochatError as exc:
+            raise ResourceError(str(exc)) from exc
+
+    return server
+
+
+async def _model_call(queue: ModelQueue, job: Callable[[CancelToken], T]) -> T:
+    try:
+        return await queue.run(job)
+    except RequestCancelled as exc:
+        log.info("model request cancelled by the client")
+        raise ToolError("cancelled") from exc
+    except anyio.get_cancelled_exc_class():
+        log.info("model request cancelled by the client")
+        raise
+    except RepochatError as exc:
+        raise ToolError(str(exc)) from exc
+
+
+def serve_stdio(root: Path, settings: Settings, live: bool = True) -> None:
+    """Serve MCP on stdin/stdout until stdin closes. ``live``: follow file changes and keep the index current."""
+    _log_to_stderr()
+    gate = IndexGate()
+    watcher = IndexWatcher(root, settings, gate) if live else None
+    if watcher is None:
+        gate.open()
+    tools = RepoTools(root, settings, watcher)
+    queue = ModelQueue()
+    server = build_server(tools, gate, queue)
+    if watcher is not None:
+        watcher.start()
+    try:
+        anyio.run(_run_stdio, server)
+    finally:
+        queue.cancel_all()
+        if watcher is not None:
+            watcher.stop(timeout=5)
+        tools.close()
+
+
+async def _run_stdio(server: RepochatMCP) -> None:
+    """The SDK's stdio transport, plus an error reply to lines that are not JSON-RPC (the SDK only logs those)."""
+    lowlevel = server._lowlevel_server
+    async with stdio_server() as (read_stream, write_stream):
+        forward, screened = create_context_streams[SessionMessage | Exception](0)
+
+        async def screen() -> None:
+            async with forward:
+                async for item in read_stream:
+                    if isinstance(item, Exception):
+                        await write_stream.send(SessionMessage(_protocol_error(item)))
+                    else:
+                        await forward.send(item)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(screen)
+            await lowlevel.run(screened, write_stream, lowlevel.create_initialization_options())
+            group.cancel_scope.cancel()
+
+
+def _protocol_error(exc: Exception) -> JSONRPCError:
+    not_json = isinstance(exc, ValidationError) and any(e["type"] == "json_invalid" for e in exc.errors())
+    code, message = (PARSE_ERROR, "parse error: not JSON") if not_json else \
+        (INVALID_REQUEST, "invalid request: not a JSON-RPC 2.0 message")
+    log.warning("%s", message)
+    return JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=code, message=message))
+
+
+def _log_to_stderr() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("repochat %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("repochat")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
