@@ -140,11 +140,17 @@ def _parsed_batches(root: Path, changed: list[SourceFile],
         for batch in _batches(jobs, WRITE_BATCH_FILES):
             yield [_index_file(*job) for job in batch]
         return
-    count_tokens("warm")  # load the encoding once here, so forked workers inherit it
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    # forkserver, not fork: a plain fork copies LanceDB's async runtime mid-operation (a deadlock risk). The server
+    # process imports the parser once; each worker forks from it ready to parse.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["repochat.index.parse", "repochat.tokens"])
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_warm_worker) as pool:
         for batch in _batches(jobs, WRITE_BATCH_FILES):
             yield list(pool.map(_index_job, batch, chunksize=16))
+
+
+def _warm_worker() -> None:
+    count_tokens("load the encoding")
 
 
 def _index_job(job: tuple[Path, SourceFile, dict[str, Any] | None]) -> _FileResult:
