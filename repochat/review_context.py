@@ -40,7 +40,8 @@ class FileView:
     path: str
     status: str
     text: str
-    shown_lines: list[int]  # new-file line numbers the model may cite
+    shown_lines: list[int]  # new-file line numbers shown
+    citable_lines: list[int]  # where a finding may point: added lines, and the line after removed ones
     touched: list[str]  # bare names of the definitions the change falls in
     changed_lines: int
 
@@ -63,7 +64,9 @@ class ReviewContext:
     not_reviewed: dict[str, str] = field(default_factory=dict)  # path -> reason
 
     def locations(self) -> dict[str, list[int]]:
-        return {view.path: view.shown_lines for view in self.files}
+        """Where findings may point. A pre-commit review judges the change, so a finding is anchored on a changed
+        line (as review tools anchor comments on diff lines); the model cannot pick a neighbouring unchanged one."""
+        return {view.path: view.citable_lines for view in self.files}
 
 
 # --- the changed files ------------------------------------------------------------------------------------------
@@ -94,8 +97,9 @@ def _innermost(definitions: list[Definition], line: int) -> Definition | None:
 
 def _change_points(change: FileChange) -> list[int]:
     """New-file lines that were added, and for a pure deletion the line after it (where the code was taken out)."""
+    last = max(len(split_lines(change.new_text or "")), 1)
     points = sorted(change.added_lines())
-    points += [h.new_start for h in change.hunks if h.new_count == 0]
+    points += [min(h.new_start, last) for h in change.hunks if h.new_count == 0]  # removed at the end: last line
     return sorted(set(points))
 
 
@@ -115,7 +119,8 @@ def file_view(change: FileChange, max_shown: int | None = None) -> FileView:
                 shown.update(range(definition.start_row + 1, definition.end_row + 2))
     shown_lines = sorted(line for line in shown if 1 <= line <= len(lines))[:max_shown]
     rendered = _render_changed(change, lines, shown_lines)
-    return FileView(change.path, change.status, rendered, shown_lines, touched, change.changed_lines)
+    citable = [line for line in _change_points(change) if line in set(shown_lines)]
+    return FileView(change.path, change.status, rendered, shown_lines, citable, touched, change.changed_lines)
 
 
 def _render_changed(change: FileChange, lines: list[str], shown: list[int]) -> str:

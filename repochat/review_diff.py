@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .errors import ReviewError
 from .repo.filters import content_skip_reason, path_skip_reason
+from .repo.walk import is_git_repository
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's well-known hash of the empty tree
 STAGED, WORKTREE = ":staged", ":worktree"  # targets that are not revision ranges
@@ -77,8 +78,8 @@ def _rev(root: Path, name: str) -> str | None:
 def load_change(root: Path, target: str = STAGED) -> Change:
     """The files changed by ``target``: STAGED (index vs HEAD), WORKTREE (work tree vs HEAD), 'A..B', 'A...B' or
     one commit 'C' (C against its first parent)."""
-    if _rev(root, "HEAD") is None and git_output(root, "rev-parse", "--is-inside-work-tree").strip() != b"true":
-        raise ReviewError(f"{root}: not a git work tree")
+    if not is_git_repository(root):
+        raise ReviewError(f"{root}: not a git work tree (review needs git)")
     base, new_side, diff_args = _sides(root, target)
     listing = git_output(root, "diff", *diff_args, "--name-status", "-M", "-z", "--no-ext-diff", "--no-textconv")
     files = _parse_name_status(listing)

@@ -35,8 +35,8 @@ SYSTEM = (
     'one past the end and raises IndexError", "suggestion": "return items[len(items) - 1]"}]}'
 )
 INSTRUCTION = (
-    "Review the change above. Answer in JSON with the findings: the path and line number of the buggy line as shown "
-    "above, the severity, a short message and a suggested fix."
+    "Review the change above. Answer in JSON with the findings: the path and the number of the changed line ('+') "
+    "that is wrong, the severity, a short message and a suggested fix."
 )
 
 
@@ -82,6 +82,8 @@ def findings_grammar(locations: dict[str, list[int]]) -> str:
              f'suggestion ::= "\\"" char{{0,{MAX_SUGGESTION_CHARS}}} "\\""',
              r'char ::= [^"\\\x00-\x1f] | "\\" ["\\/nt]']
     usable = [(path, lines) for path, lines in locations.items() if lines]
+    if not usable:
+        return 'root ::= "{\\"findings\\": []}"\n'
     rules.append("location ::= " + " | ".join(f"location{i}" for i in range(len(usable))))
     for index, (path, lines) in enumerate(usable):
         head = gbnf_literal(f'"path": {json.dumps(path, ensure_ascii=False)}, "line": ')
