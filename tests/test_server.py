@@ -1,0 +1,292 @@
+"""The MCP server as an editor sees it: a real `repochat serve` subprocess driven through the SDK's stdio client.
+
+One server (and so one loaded model) serves the module's tests over a small real git repository. The KV pages and the
+index live in temp folders; the model file is the user's assembled default model (assembled once, then reused).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import anyio
+import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.shared.exceptions import MCPError
+
+from repo_support import git, write_files
+from repochat.config import Settings
+from repochat.engine.models import resolve_model
+
+SERVE = [sys.executable, "-c", "from repochat.cli_serve import serve; serve()"]
+TOOLS = {"search_code", "ask", "review_diff", "find_symbol", "find_references", "repo_map", "index_status"}
+FILES = {
+    "taskq/queue.py": ('"""A priority queue of jobs ordered by run time."""\n\nimport heapq\n\n\n'
+                       "class Queue:\n    def __init__(self):\n        self._heap = []\n\n"
+                       "    def push(self, job, run_at):\n        heapq.heappush(self._heap, (run_at, job))\n\n"
+                       "    def pop_due(self, now):\n        if self._heap and self._heap[0][0] <= now:\n"
+                       "            return heapq.heappop(self._heap)[1]\n        return None\n"),
+    "taskq/worker.py": ('"""The worker loop."""\n\nfrom .queue import Queue\n\nMAX_RETRIES = 3\n\n\n'
+                        "def run_once(queue: Queue, now: float) -> bool:\n    job = queue.pop_due(now)\n"
+                        "    if job is None:\n        return False\n    try:\n        job.run()\n"
+                        "    except Exception:\n        job.attempts += 1\n        if job.attempts < MAX_RETRIES:\n"
+                        "            queue.push(job, now + 2 ** job.attempts)\n    return True\n"),
+    "README.md": "# taskq\n\nA tiny job queue: `Queue` orders jobs, `run_once` runs one due job.\n",
+    ".env": "API_TOKEN=sk-live-0123456789abcdef0123456789abcdef\n",
+}
+OUTSIDE_SECRET = "outside-the-repository-7f3a"
+EDIT_DEADLINE_S = 15.0
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+@dataclass
+class Server:
+    portal: BlockingPortal
+    session: ClientSession
+    root: Path
+    log: Path
+
+    def call(self, tool: str, arguments: dict[str, Any] | None = None, **options: Any) -> Any:
+        return self.portal.call(lambda: self.session.call_tool(tool, arguments or {}, **options))
+
+    def data(self, tool: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = self.call(tool, arguments)
+        assert not result.is_error, result.content
+        return json.loads(result.content[0].text)
+
+    def error(self, tool: str, arguments: dict[str, Any]) -> str:
+        result = self.call(tool, arguments)
+        assert result.is_error, f"{tool}{arguments} was not refused: {result.content}"
+        return result.content[0].text
+
+
+def _make_repo(base: Path) -> Path:
+    root = base / "repo"
+    root.mkdir()
+    write_files(root, FILES)
+    (base / "outside").mkdir()
+    (base / "outside" / "secret.txt").write_text(OUTSIDE_SECRET, encoding="utf-8")
+    (root / "escape").symlink_to(base / "outside", target_is_directory=True)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
+    return root
+
+
+def _environment(base: Path) -> dict[str, str]:
+    model = resolve_model(Settings())  # the user's cache: assembled once, shared with every other run
+    return {**os.environ, "REPOCHAT_MODEL": str(model), "REPOCHAT_CACHE_DIR": str(base / "kv-cache"),
+            "REPOCHAT_PAGE_TOKENS": "256", "REPOCHAT_MAX_ANSWER_TOKENS": "40", "REPOCHAT_EMBEDDINGS": "0",
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    base = tmp_path_factory.mktemp("serve")
+    root = _make_repo(base)
+    log_path = base / "server.log"
+    params = StdioServerParameters(command=SERVE[0], args=[*SERVE[1:], "-C", str(root)], env=_environment(base))
+    with open(log_path, "w", encoding="utf-8") as errlog, start_blocking_portal() as portal:
+        with portal.wrap_async_context_manager(stdio_client(params, errlog=errlog)) as (read, write):
+            with portal.wrap_async_context_manager(ClientSession(read, write)) as session:
+                portal.call(session.initialize)
+                yield Server(portal, session, root, log_path)
+
+
+def test_lists_every_tool_with_a_description_and_a_schema(server: Server) -> None:
+    tools = {tool.name: tool for tool in server.portal.call(server.session.list_tools).tools}
+    assert set(tools) == TOOLS
+    for tool in tools.values():
+        assert tool.description and len(tool.description) > 40, tool.name
+        assert tool.input_schema["type"] == "object"
+    assert tools["search_code"].input_schema["required"] == ["query"]
+    assert set(tools["search_code"].input_schema["properties"]) == {"query", "k", "mode", "path", "language"}
+    assert "question" in tools["ask"].input_schema["required"]
+
+
+def test_search_code_finds_the_chunk_and_honours_filters(server: Server) -> None:
+    found = server.data("search_code", {"query": "retry failed job attempts", "k": 3})
+    assert found["results"][0]["path"] == "taskq/worker.py"
+    only_md = server.data("search_code", {"query": "queue", "path": "*.md"})
+    assert only_md["results"] and {hit["path"] for hit in only_md["results"]} == {"README.md"}
+
+
+def test_find_symbol_and_references_point_at_real_lines(server: Server) -> None:
+    definitions = server.data("find_symbol", {"name": "Queue.pop_due"})["definitions"]
+    queue_text = FILES["taskq/queue.py"]
+    assert [(d["path"], d["line"]) for d in definitions] == [("taskq/queue.py", line_of(queue_text, "def pop_due"))]
+    references = server.data("find_references", {"name": "pop_due"})["references"]
+    worker_text = FILES["taskq/worker.py"]
+    assert ("taskq/worker.py", line_of(worker_text, "queue.pop_due("), "run_once") in \
+        {(r["path"], r["line"], r["scope"]) for r in references}
+
+
+def test_repo_map_and_index_status(server: Server) -> None:
+    mapped = server.data("repo_map", {"tokens": 200, "focus": ["taskq/worker.py"]})
+    assert "taskq/queue.py" in mapped["map"] and "class Queue" in mapped["map"]
+    assert 0 < mapped["tokens"] <= 200
+    status = server.data("index_status")
+    assert status["index"]["files"] == 3  # queue.py, worker.py, README.md; .env is a secret and never indexed
+    assert status["live"]["updates"] >= 1
+
+
+def test_files_are_resources_and_secrets_are_not(server: Server) -> None:
+    listed = {str(r.uri) for r in server.portal.call(server.session.list_resources).resources}
+    assert "repo://files/taskq/worker.py" in listed and "repo://files/.env" not in listed
+    read = server.portal.call(server.session.read_resource, "repo://files/taskq/worker.py")
+    assert read.contents[0].text == FILES["taskq/worker.py"]
+    with pytest.raises(MCPError):
+        server.portal.call(server.session.read_resource, "repo://files/.env")
+
+
+@pytest.mark.parametrize("uri", ["repo://files/../outside/secret.txt", "repo://files/%2E%2E/outside/secret.txt",
+                                 "repo://files//etc/passwd", "repo://files/escape/secret.txt"])
+def test_resources_outside_the_repository_are_refused(server: Server, uri: str) -> None:
+    with pytest.raises(MCPError) as refused:
+        server.portal.call(server.session.read_resource, uri)
+    assert OUTSIDE_SECRET not in str(refused.value)
+
+
+def test_path_arguments_outside_the_repository_are_refused(server: Server) -> None:
+    assert "'..'" in server.error("search_code", {"query": "secret", "path": "../outside/*"})
+    assert "absolute" in server.error("search_code", {"query": "secret", "path": "/etc/*"})
+    assert "absolute" in server.error("repo_map", {"focus": ["/etc/passwd"]})
+    assert "outside the repository" in server.error("repo_map", {"focus": ["escape/secret.txt"]})
+
+
+def test_unknown_tool_is_a_protocol_error(server: Server) -> None:
+    with pytest.raises(MCPError) as raised:
+        server.call("drop_database", {})
+    assert raised.value.error.code == -32602
+
+
+def test_edits_while_serving_show_up_in_search(server: Server) -> None:
+    (server.root / "taskq" / "scheduler.py").write_text(
+        "def reschedule_overdue_jobs(queue):\n    return [job for job in queue if job.overdue]\n", encoding="utf-8")
+    began = time.monotonic()
+    while time.monotonic() - began < EDIT_DEADLINE_S:
+        hits = server.data("search_code", {"query": "reschedule overdue jobs", "k": 3})["results"]
+        if hits and hits[0]["path"] == "taskq/scheduler.py":
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail(f"the new file was not searchable after {EDIT_DEADLINE_S}s")
+    print(f"edit searchable after {time.monotonic() - began:.2f}s")
+
+
+@pytest.mark.model
+def test_ask_twice_reuses_the_kv_cache_and_reports_progress(server: Server) -> None:
+    progress: list[tuple[float, str | None]] = []
+
+    async def on_progress(value: float, _total: float | None, message: str | None) -> None:
+        progress.append((value, message))
+
+    question = {"question": "Which function retries a failed job?"}
+    first = server.call("ask", question, progress_callback=on_progress)
+    assert not first.is_error, first.content
+    first_data = json.loads(first.content[0].text)
+    assert first_data["answer"].strip()
+    assert any(message and message.startswith("prefill") for _, message in progress), progress
+    assert [value for value, _ in progress] == sorted(value for value, _ in progress)
+    second = server.data("ask", question)
+    coverage = second["coverage"]
+    assert coverage["cache"] == "hit" or coverage["restored_tokens"] > 0, coverage
+    assert coverage["prefilled_tokens"] < first_data["coverage"]["prefilled_tokens"] + 1
+    print(f"first ask: {first_data['coverage']['total_s']}s ({first_data['coverage']['cache']}), "
+          f"second ask: {coverage['total_s']}s ({coverage['cache']}, {coverage['restored_tokens']} tokens reused)")
+
+
+@pytest.mark.model
+def test_a_cancelled_ask_stops_and_the_next_request_is_served(server: Server) -> None:
+    async def ask_then_cancel() -> None:
+        with anyio.move_on_after(0.5):
+            await server.session.call_tool("ask", {"question": "Summarise every file in detail.", "effort": "high"})
+    server.portal.call(ask_then_cancel)
+    assert "cancelled" in _wait_for_log(server.log, "cancelled", timeout=60)
+    assert server.data("find_symbol", {"name": "run_once"})["definitions"]
+
+
+def _wait_for_log(path: Path, needle: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if needle in text:
+            return text
+        time.sleep(0.2)
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+# --- raw stdio: what no SDK client would send ------------------------------------------------------------------
+INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+              "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+
+
+def _raw_server(root: Path, base: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "REPOCHAT_EMBEDDINGS": "0", "REPOCHAT_CACHE_DIR": str(base / "kv-cache")}
+    return subprocess.Popen([*SERVE, "-C", str(root), "--no-watch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+
+
+def _replies_until(process: subprocess.Popen[bytes], last_id: int, timeout: float) -> list[dict[str, Any]]:
+    """Read stdout lines (each must be a JSON-RPC message) until the reply to ``last_id`` arrives."""
+    replies: list[dict[str, Any]] = []
+    found = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            replies.append(json.loads(line))
+            if replies[-1].get("id") == last_id:
+                found.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    assert found.wait(timeout), f"no reply to request {last_id}; got {replies}"
+    return replies
+
+
+def test_garbage_on_stdin_gets_errors_and_the_server_keeps_serving(tmp_path: Path) -> None:
+    root = _make_repo(tmp_path)
+    process = _raw_server(root, tmp_path)
+    lines = [json.dumps(INITIALIZE), json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+             "this is not json", "{\"unterminated\": ", json.dumps({"jsonrpc": "2.0", "id": "x"}), "\x00\xff",
+             json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "nope"}}),
+             json.dumps({"jsonrpc": "2.0", "id": 8, "method": "ping"})]
+    assert process.stdin is not None
+    process.stdin.write(("\n".join(lines) + "\n").encode())
+    process.stdin.flush()
+    replies = _replies_until(process, 8, timeout=60)  # stdout holds JSON-RPC and nothing else
+    process.stdin.close()
+    assert process.wait(timeout=30) == 0
+    assert all(reply["jsonrpc"] == "2.0" for reply in replies)
+    errors = [reply["error"]["code"] for reply in replies if reply.get("id") is None]
+    assert errors.count(-32700) >= 2 and -32600 in errors, replies
+    by_id = {reply["id"]: reply for reply in replies if reply.get("id") is not None}
+    assert by_id[7]["error"]["code"] == -32602
+    assert by_id[8]["result"] == {}
+
+
+def test_the_server_exits_cleanly_when_stdin_closes(tmp_path: Path) -> None:
+    root = _make_repo(tmp_path)
+    process = _raw_server(root, tmp_path)
+    assert process.stdin is not None
+    process.stdin.write((json.dumps(INITIALIZE) + "\n").encode())
+    process.stdin.flush()
+    assert process.stdout is not None
+    assert json.loads(process.stdout.readline())["id"] == 1
+    began = time.monotonic()
+    process.stdin.close()
+    assert process.wait(timeout=30) == 0
+    assert time.monotonic() - began < 10, "the server took too long to notice stdin closing"
+    assert process.stdout.read() == b""
