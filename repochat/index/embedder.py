@@ -68,8 +68,10 @@ class GGUFEmbedder:
         self.dim = int(self._llama.n_embd())
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        vectors = self._llama.embed(texts, truncate=True)
-        return _normalise(np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim))
+        # A model without a pooling layer (a chat model, say) yields one vector per token: mean-pool those.
+        vectors = [np.asarray(v, dtype=np.float32) for v in self._llama.embed(texts, truncate=True)]
+        pooled = np.stack([v.mean(axis=0) if v.ndim == 2 else v for v in vectors])
+        return _normalise(pooled)
 
 
 def load_embedder(name: str, threads: int = 0) -> Embedder:
