@@ -290,3 +290,16 @@ def test_the_server_exits_cleanly_when_stdin_closes(tmp_path: Path) -> None:
     assert process.wait(timeout=30) == 0
     assert time.monotonic() - began < 10, "the server took too long to notice stdin closing"
     assert process.stdout.read() == b""
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "editors"
+
+
+@pytest.mark.parametrize("config", ["vscode/mcp.json", "claude-code/mcp.json", "zed/settings.json",
+                                    "neovim/servers.json"])
+def test_editor_examples_start_repochat_serve(config: str) -> None:
+    data = json.loads((EXAMPLES / config).read_text(encoding="utf-8"))
+    servers = data.get("servers") or data.get("mcpServers") or data.get("context_servers")
+    entry = servers["repochat"]
+    assert entry["command"] == "repochat" and entry["args"][:2] == ["serve", "--stdio"]
+    assert (EXAMPLES / config).parent.joinpath("README.md").is_file()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -135,3 +139,21 @@ def test_the_gate_lets_readers_share_and_keeps_writers_alone() -> None:
     thread.join()
     with gate.read(), gate.read():  # two readers at once do not block each other
         pass
+
+
+def test_the_watch_command_reports_each_update_and_stops_on_sigterm(make_repo: Callable[..., Path]) -> None:
+    root = make_repo({"src/app.py": "def first():\n    pass\n"})
+    command = [sys.executable, "-c", "from repochat.cli_serve import watch; watch()", "-C", str(root), "--json",
+               "--no-embed"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    try:
+        initial = json.loads(process.stdout.readline())
+        assert initial["parsed"] == 1 and initial["files"] == 1
+        (root / "src/app.py").write_text("def second():\n    pass\n", encoding="utf-8")
+        (root / "src/more.py").write_text("def third():\n    pass\n", encoding="utf-8")
+        update = json.loads(process.stdout.readline())
+        assert (update["parsed"], update["files"]) == (2, 2), update
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
