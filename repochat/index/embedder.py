@@ -68,10 +68,14 @@ class GGUFEmbedder:
         self.dim = int(self._llama.n_embd())
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        # One text per call: llama-cpp-python 0.3.36 mixes up per-token outputs of several sequences in one batch
+        # (the same text gets different vectors at different batch positions).
+        return _normalise(np.stack([self._embed_one(text) for text in texts]))
+
+    def _embed_one(self, text: str) -> np.ndarray:
+        vector = np.asarray(self._llama.embed(text, truncate=True), dtype=np.float32)
         # A model without a pooling layer (a chat model, say) yields one vector per token: mean-pool those.
-        vectors = [np.asarray(v, dtype=np.float32) for v in self._llama.embed(texts, truncate=True)]
-        pooled = np.stack([v.mean(axis=0) if v.ndim == 2 else v for v in vectors])
-        return _normalise(pooled)
+        return vector.mean(axis=0) if vector.ndim == 2 else vector
 
 
 def load_embedder(name: str, threads: int = 0) -> Embedder:
