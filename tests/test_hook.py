@@ -1,0 +1,132 @@
+"""The pre-commit hook through real `git commit`: install, chaining an existing hook (which still runs and can still
+block), uninstall restoring it byte for byte, core.hooksPath, and the no-index case (one line; the commit goes
+through, or is blocked with --strict). These commits never reach the model: without an index the review stops
+before it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from click.testing import CliRunner
+
+from repo_support import GIT_ENV, git, write_files
+from repochat.cli import cli
+from repochat.cli_review import hook as hook_group
+from repochat.cli_review import review as review_command
+from repochat.hook import MARKER, PREVIOUS_NAME, HookError, hook_state, install, uninstall
+
+PREVIOUS = "#!/bin/sh\necho previous-hook-ran >> \"$(git rev-parse --show-toplevel)/hook.log\"\nexit {code}\n"
+
+# Until repochat/cli.py registers `review` and `hook`, the tests register them: here for CliRunner, and through a
+# sitecustomize module for the `python -m repochat` that the hook starts. Both do nothing once cli.py has them.
+REGISTER = ("import repochat.cli as c, repochat.cli_review as r\n"
+            "[c.cli.add_command(x) for x in (r.review, r.hook) if x.name not in c.cli.commands]\n")
+for command in (review_command, hook_group):
+    if command.name not in cli.commands:
+        cli.add_command(command)
+
+
+def commit(root: Path, message: str = "change", cache_dir: Path | None = None,
+           extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """A real `git commit` that runs the hooks."""
+    site = root.parent / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(REGISTER)
+    env = {**os.environ, **GIT_ENV, "HOME": str(root), "PYTHONPATH": str(site),
+           "REPOCHAT_CACHE_DIR": str(cache_dir or root / ".cache")}
+    return subprocess.run(["git", "-C", str(root), "commit", "-m", message, *extra], capture_output=True, text=True,
+                          env=env)
+
+
+def stage_change(root: Path) -> None:
+    write_files(root, {"a.py": "x = 2\n"})
+    git(root, "add", "a.py")
+
+
+def write_previous(root: Path, code: int = 0) -> Path:
+    hook = root / ".git" / "hooks" / "pre-commit"
+    hook.parent.mkdir(parents=True, exist_ok=True)
+    hook.write_text(PREVIOUS.format(code=code))
+    hook.chmod(0o755)
+    return hook
+
+
+def test_install_writes_an_executable_hook_and_commit_without_index_passes(make_repo: Callable[..., Path]) -> None:
+    root = make_repo({"a.py": "x = 1\n"})
+    state = install(root)
+    assert state.installed and state.chained is None and os.access(state.path, os.X_OK)
+    stage_change(root)
+    done = commit(root)
+    assert done.returncode == 0, done.stderr
+    assert "repochat review: skipped: index unavailable" in done.stdout + done.stderr
+    assert git(root, "log", "-1", "--format=%s").strip() == "change"
+
+
+def test_strict_hook_blocks_the_commit_when_the_index_is_missing(make_repo: Callable[..., Path]) -> None:
+    root = make_repo({"a.py": "x = 1\n"})
+    install(root, ["--strict"])
+    stage_change(root)
+    done = commit(root)
+    assert done.returncode != 0
+    assert git(root, "log", "-1", "--format=%s").strip() == "initial"
+
+
+def test_existing_hook_is_chained_and_restored(make_repo: Callable[..., Path]) -> None:
+    root = make_repo({"a.py": "x = 1\n"})
+    original = write_previous(root).read_bytes()
+    state = install(root)
+    assert state.chained is not None and state.chained.name == PREVIOUS_NAME
+    assert state.chained.read_bytes() == original
+    install(root)  # again: still one chained hook, never our own hook chained to itself
+    assert MARKER not in state.chained.read_text()
+    stage_change(root)
+    assert commit(root).returncode == 0
+    assert (root / "hook.log").read_text() == "previous-hook-ran\n"
+    after = uninstall(root)
+    assert not after.installed and after.chained is None
+    assert after.path.read_bytes() == original
+
+
+def test_a_failing_chained_hook_still_blocks(make_repo: Callable[..., Path]) -> None:
+    root = make_repo({"a.py": "x = 1\n"})
+    write_previous(root, code=3)
+    install(root)
+    stage_change(root)
+    assert commit(root).returncode != 0
+    assert (root / "hook.log").read_text() == "previous-hook-ran\n"
+
+
+def test_uninstall_leaves_a_foreign_hook_alone(make_repo: Callable[..., Path]) -> None:
+    root = make_repo({"a.py": "x = 1\n"})
+    with pytest.raises(HookError, match="does not exist"):
+        uninstall(root)
+    foreign = write_previous(root)
+    with pytest.raises(HookError, match="not repochat's"):
+        uninstall(root)
+    assert foreign.read_text() == PREVIOUS.format(code=0)
+
+
+def test_core_hooks_path_is_honoured(make_repo: Callable[..., Path]) -> None:
+    root = make_repo({"a.py": "x = 1\n"})
+    git(root, "config", "core.hooksPath", "githooks")
+    state = install(root)
+    assert state.path == root / "githooks" / "pre-commit"
+    assert hook_state(root).installed
+
+
+def test_cli_install_and_uninstall(make_repo: Callable[..., Path]) -> None:
+    root = make_repo({"a.py": "x = 1\n"})
+    write_previous(root)
+    runner = CliRunner()
+    done = runner.invoke(cli, ["hook", "install", "-C", str(root), "--fail-on", "warning"])
+    assert done.exit_code == 0, done.output
+    assert "runs the previous hook" in done.output
+    assert "--fail-on warning" in (root / ".git" / "hooks" / "pre-commit").read_text()
+    done = runner.invoke(cli, ["hook", "uninstall", "-C", str(root)])
+    assert done.exit_code == 0 and "restored the previous hook" in done.output
+    done = runner.invoke(cli, ["hook", "uninstall", "-C", str(root)])
+    assert done.exit_code == 1 and done.output.startswith("repochat: error:")
