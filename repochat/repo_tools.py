@@ -16,7 +16,7 @@ from .config import Settings
 from .errors import ConfigError, RepochatError, RepositoryError
 from .index.store import IndexStore
 from .repo.walk import read_checked, walk_repository
-from .watch import IndexWatcher
+from .watch import IndexGate, IndexWatcher
 
 Progress = Callable[[str, int, int], None]
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -53,9 +53,10 @@ def _relative_parts(path: str, what: str) -> str:
 class RepoTools:
     """The operations behind the MCP tools, for one repository root. Keeps the model loaded between asks."""
 
-    def __init__(self, root: Path, settings: Settings, watcher: IndexWatcher | None = None) -> None:
+    def __init__(self, root: Path, settings: Settings, gate: IndexGate, watcher: IndexWatcher | None = None) -> None:
         self.root = root.resolve()
         self.settings = settings
+        self.gate = gate
         self.watcher = watcher
         self._engine: Any = None
         self._engine_lock = threading.Lock()
@@ -142,20 +143,33 @@ class RepoTools:
                      engine=self.engine(progress))
         return result.as_dict()
 
-    def review_diff(self, diff: str, progress: Progress | None = None,
-                    check_cancel: Callable[[], None] | None = None) -> dict[str, Any]:
-        try:
-            from . import review
-        except ImportError as exc:
-            raise RepochatError("review is not available in this build") from exc
-        return review.review_for_server(self.root, self.settings, diff, engine=self.engine(progress),  # type: ignore[attr-defined]
-                                        on_progress=progress, check_cancel=check_cancel)
+    def review_diff(self, target: str = "staged", progress: Progress | None = None) -> dict[str, Any]:
+        """Review 'staged', 'worktree', or a revision range ('A..B', 'A...B', one commit) on the loaded engine."""
+        from .review import review
+        from .review_diff import STAGED, WORKTREE
+
+        resolved = {"staged": STAGED, "worktree": WORKTREE}.get(target.strip()) or _revision_range(target)
+        engine = self.engine(progress)
+        with self.gate.write():  # a staged review writes the staged blobs' symbols into the index
+            report = review(self.root, self.settings, resolved, engine=engine, on_progress=progress)
+        return report.as_dict()
 
     def close(self) -> None:
         with self._engine_lock:
             if self._engine is not None:
                 self._engine.close()
                 self._engine = None
+
+
+def _revision_range(target: str) -> str:
+    """A revision range from a client: no option-like or multi-line values (they would reach git's command line)."""
+    target = target.strip()
+    if target.startswith(("diff ", "--- ", "@@")) or "\n" in target:
+        raise ConfigError("reviewing pasted diff text is not supported; stage the change and pass 'staged', or pass "
+                          "'worktree' or a revision range such as 'main..HEAD'")
+    if not target or target.startswith("-") or not re.fullmatch(r"[\w./@^~:{}-]+(\.\.\.?[\w./@^~:{}-]*)?", target):
+        raise ConfigError(f"not a revision range: {target!r} (use 'staged', 'worktree', 'A..B', 'A...B' or a commit)")
+    return target
 
 
 def _name(name: str) -> str:

@@ -197,15 +197,17 @@ def build_server(tools: RepoTools, gate: IndexGate, queue: ModelQueue) -> Repoch
             return tools.ask(question, effort, progress, token.check)
         return await _model_call(queue, job)
 
-    @server.tool(description="Review a change with the repository as context: findings with severity, path:line, "
-                             "message and suggestion. Give a unified diff, or 'staged' for the staged changes.")
+    @server.tool(description="Review a change with the repository as context (touched definitions, their callers "
+                             "and callees): findings with severity, path:line, message and suggestion. Reviews the "
+                             "staged changes by default.")
     async def review_diff(
-        diff: Annotated[str, Field(description="A unified diff (git diff output), or 'staged'.")] = "staged",
+        target: Annotated[str, Field(description="'staged' (default), 'worktree' (all uncommitted changes), or a "
+                                                 "revision range: 'A..B', 'A...B' or one commit.")] = "staged",
         ctx: Context[Any, Any] | None = None,
     ) -> dict[str, Any]:
         def job(token: CancelToken) -> dict[str, Any]:
             progress = _progress_sender(ctx, token) if ctx is not None else None
-            return tools.review_diff(diff, progress, token.check)
+            return tools.review_diff(target, progress)
         return await _model_call(queue, job)
 
     @server.resource(FILE_URI, name="file", description="A file of the repository (text files that may be indexed "
@@ -240,7 +242,7 @@ def serve_stdio(root: Path, settings: Settings, live: bool = True) -> None:
     watcher = IndexWatcher(root, settings, gate) if live else None
     if watcher is None:
         gate.open()
-    tools = RepoTools(root, settings, watcher)
+    tools = RepoTools(root, settings, gate, watcher)
     queue = ModelQueue()
     server = build_server(tools, gate, queue)
     if watcher is not None:

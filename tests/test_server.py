@@ -303,3 +303,21 @@ def test_editor_examples_start_repochat_serve(config: str) -> None:
     entry = servers["repochat"]
     assert entry["command"] == "repochat" and entry["args"][:2] == ["serve", "--stdio"]
     assert (EXAMPLES / config).parent.joinpath("README.md").is_file()
+
+
+@pytest.mark.parametrize("target, refusal", [("--output=/tmp/owned", "not a revision range"),
+                                             ("diff --git a/x b/x\n--- a/x\n+++ b/x\n", "not supported")])
+def test_review_diff_refuses_what_is_not_a_target(server: Server, target: str, refusal: str) -> None:
+    assert refusal in server.error("review_diff", {"target": target})
+
+
+@pytest.mark.model
+def test_review_diff_reviews_the_staged_change_on_the_loaded_model(server: Server) -> None:
+    worker = server.root / "taskq" / "worker.py"
+    worker.write_text(FILES["taskq/worker.py"].replace("job.attempts < MAX_RETRIES", "job.attempts <= MAX_RETRIES"),
+                      encoding="utf-8")
+    git(server.root, "add", "taskq/worker.py")
+    report = server.data("review_diff", {"target": "staged"})
+    assert report["ran"], report["notice"]
+    assert report["reviewed"] == ["taskq/worker.py"]
+    assert all(finding["path"] == "taskq/worker.py" for finding in report["findings"])
