@@ -59,13 +59,13 @@ class ModelQueue:
 
     def __init__(self) -> None:
         self._lock = anyio.Lock()
-        self._running: set[CancelToken] = set()
+        self._running: dict[CancelToken, threading.Event] = {}
 
     async def run(self, job: Callable[[CancelToken], T]) -> T:
         token = CancelToken()
         async with self._lock:  # a request cancelled while waiting here simply leaves the queue
-            self._running.add(token)
             finished = threading.Event()
+            self._running[token] = finished
 
             def work() -> T:
                 try:
@@ -82,11 +82,15 @@ class ModelQueue:
                     await anyio.to_thread.run_sync(finished.wait)
                 raise
             finally:
-                self._running.discard(token)
+                self._running.pop(token, None)
 
-    def cancel_all(self) -> None:
-        for token in list(self._running):
+    def cancel_all(self, timeout: float = 30.0) -> None:
+        """Stop every running request and wait for it (the engine must not be closed under a running decode)."""
+        running = list(self._running.items())
+        for token, _finished in running:
             token.cancel()
+        for _token, finished in running:
+            finished.wait(timeout)
 
 
 class RepochatMCP(MCPServer[Any]):
