@@ -279,5 +279,13 @@ def models(repo: Path | None, as_json: bool, **options: Any) -> None:
         out.print(f"{m.name:14s} {state:14s} {m.size_bytes / 1e6:8.0f} MB  ctx {m.context_length:>9,}  {m.license}")
 
 
+
+# Commands defined in their own modules; imported last because they use the helpers above.
+from .cli_serve import serve, watch  # noqa: E402
+
+cli.add_command(serve)
+cli.add_command(watch)
+
+
 def main() -> None:
     cli()
