@@ -10,6 +10,8 @@ the commit through unless --strict). A bad range or a directory that is not a gi
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Callable
 import pathspec
 
 from .config import Settings
-from .engine.grammar import generate_constrained
+from .engine.grammar import generate_constrained, preference
 from .engine.models import resolve_model
 from .engine.session import Engine
 from .errors import EngineError, IndexError_, ModelError
@@ -31,7 +33,8 @@ from .review_context import (FileView, ReviewContext, file_view, find_callees, f
 from .review_diff import STAGED, WORKTREE, Change, FileChange, load_change
 from .review_format import Finding, ReviewReport
 from .review_index import index_change, open_index
-from .review_prompt import SYSTEM, findings_grammar, parse_findings, prompt_text
+from .review_prompt import (ANSWER_PREFIX, BUGGY_WORDS, CORRECT_WORDS, SYSTEM, VERDICT, VERDICT_THRESHOLD,
+                            findings_grammar, parse_findings, prompt_text)
 
 Progress = Callable[[str, int, int], None]
 PROMPT_TOKENS = 2500  # user-message budget: a short prompt keeps a small model focused and a hook fast
@@ -138,7 +141,7 @@ def _run_model(report: ReviewReport, context: ReviewContext, settings: Settings,
     own = engine is None
     try:
         if engine is None:
-            engine = Engine(resolve_model(settings, on_progress), settings)
+            engine = Engine(resolve_model(settings, on_progress), threads_for_load(settings))
         _generate(report, context, engine)
     except (ModelError, EngineError) as exc:
         report.notice = f"model unavailable: {exc}"
@@ -147,22 +150,50 @@ def _run_model(report: ReviewReport, context: ReviewContext, settings: Settings,
             engine.close()
 
 
+def threads_for_load(settings: Settings) -> Settings:
+    """Settings with a thread count for the current load when none is set (threads = 0).
+
+    llama.cpp's threads wait for each other at every layer, so on a busy machine (a build or a test run next to the
+    commit) one thread per core is far slower than one per idle core: here, at load 8 on 2 cores, a review took 110 s
+    with 2 threads and 15 s with 1."""
+    if settings.threads:
+        return settings
+    cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        return settings
+    return dataclasses.replace(settings, threads=max(1, min(cores, round(cores - busy))))
+
+
 def _generate(report: ReviewReport, context: ReviewContext, engine: Engine) -> None:
+    """Prefill the prompt once; ask for the verdict; generate findings only when the verdict says buggy."""
     prompter = Prompter(engine.model, engine.model_path, system=SYSTEM)
     tokens = prompter.head + prompter.content(prompt_text(context, PROMPT_TOKENS)) + prompter.tail
     engine.close_context()  # a review's prompt shares nothing with a cached repository prefix
-    needed = len(tokens) + MAX_OUTPUT_TOKENS + 1
+    needed = len(tokens) + MAX_OUTPUT_TOKENS + 16
     llama_context = engine.ensure_context(-(-needed // _CONTEXT_STEP) * _CONTEXT_STEP)
     began = time.monotonic()
     try:
-        output = generate_constrained(llama_context, tokens, findings_grammar(context.locations()),
-                                      MAX_OUTPUT_TOKENS)
+        llama_context.decode(tokens, 0)
+        margin = preference(llama_context, engine.model.tokenize(VERDICT), len(tokens),
+                            _first_tokens(engine, BUGGY_WORDS), _first_tokens(engine, CORRECT_WORDS))
+        output = None
+        if margin > VERDICT_THRESHOLD:
+            output = generate_constrained(llama_context, [], findings_grammar(context.locations(), at_least_one=True),
+                                          MAX_OUTPUT_TOKENS, start=len(tokens), answer_prefix=ANSWER_PREFIX)
     finally:
         engine.close_context()
-    report.findings, report.dropped = _keep_reviewed(parse_findings(output.text), context)
-    report.stats = {"model": engine.model_path.name, "prompt_tokens": len(tokens), "output_tokens": output.tokens,
-                    "stopped": output.stopped, "model_seconds": round(time.monotonic() - began, 2),
-                    "callers": len(context.callers), "callees": len(context.callees), "notes": context.notes}
+    findings = parse_findings(output.text) if output else []
+    report.findings, report.dropped = _keep_reviewed(findings, context)
+    report.stats = {"model": engine.model_path.name, "prompt_tokens": len(tokens), "verdict_margin": round(margin, 2),
+                    "output_tokens": output.tokens if output else 0, "stopped": output.stopped if output else "verdict",
+                    "model_seconds": round(time.monotonic() - began, 2), "callers": len(context.callers),
+                    "callees": len(context.callees), "notes": context.notes}
+
+
+def _first_tokens(engine: Engine, words: tuple[str, ...]) -> list[int]:
+    return [engine.model.tokenize(word)[0] for word in words]
 
 
 def _keep_reviewed(findings: list[Finding], context: ReviewContext) -> tuple[list[Finding], int]:

@@ -31,6 +31,8 @@ MAX_EXCERPT_LINES = 24  # a caller or callee is shown in at most this many lines
 MAX_CALLERS_PER_NAME = 3
 MAP_TOKENS = 200
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Quoted text on one line, in the quotes nearly every language uses: words in a message are not names.
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
 
 
 @dataclass
@@ -202,15 +204,15 @@ def misspelling_notes(store: IndexStore, change: FileChange, context_text: str) 
     """Names used once, in an added line, and nowhere else in the file, the shown context or the index, that look
     like a known name: the usual shape of a typo ('self.totl' where the class uses 'self.total')."""
     lines = split_lines(change.new_text or "")
-    added = change.added_lines()
-    counts = Counter(_IDENTIFIER.findall(change.new_text or ""))
-    known = set(counts) | set(_IDENTIFIER.findall(context_text))
+    in_file = Counter(_IDENTIFIER.findall(change.new_text or ""))
+    in_context = Counter(_IDENTIFIER.findall(context_text))
+    known = sorted(set(in_file) | set(in_context))
     notes: list[str] = []
-    for line in sorted(added):
-        for name in _IDENTIFIER.findall(lines[line - 1]):
-            if counts[name] != 1 or len(name) < 4 or _IDENTIFIER.findall(context_text).count(name):
+    for line in sorted(change.added_lines()):
+        for name in _IDENTIFIER.findall(_QUOTED.sub("", lines[line - 1])):
+            if in_file[name] != 1 or in_context[name] or len(name) < 4:
                 continue
-            similar = difflib.get_close_matches(name, sorted(known - {name}), n=1, cutoff=0.8)
+            similar = difflib.get_close_matches(name, [k for k in known if k != name], n=1, cutoff=0.8)
             if similar and not find_symbols(store, name, limit=1):
                 notes.append(f"{change.path}:{line}: `{name}` is used only here (not defined or used anywhere "
                              f"else); similar existing name: `{similar[0]}`")

@@ -24,16 +24,21 @@ SYSTEM = (
     "removed lines '-', and each line starts with its line number. You are also shown code from the rest of the "
     "repository that calls or is called by the changed code. Report only real bugs introduced by the change: wrong "
     "bounds or off-by-one errors, misspelled names, a removed check that other code relies on, wrong variables, "
-    "crashes. Use severity 'error' for a definite bug, 'warning' for a likely one, 'info' for a minor remark. Do not "
-    "report style. If the change has no bug, answer with an empty findings list.\n"
-    "Example. Change:\n"
-    "=== util.py (modified) ===\n"
-    "   7 | def last(items):\n"
-    "     -|     return items[len(items) - 1]\n"
-    "   8+|     return items[len(items)]\n"
-    'Answer: {"findings": [{"path": "util.py", "line": 8, "severity": "error", "message": "items[len(items)] is '
-    'one past the end and raises IndexError", "suggestion": "return items[len(items) - 1]"}]}'
+    "crashes. Most changes are correct: when you find no bug, answer with an empty findings list. Use severity "
+    "'error' only for a definite bug, 'warning' for a likely one, 'info' for a minor remark. Never report style.\n"
 )
+# The gate before the findings. Asked directly for JSON, the small default model reports a finding on nearly every
+# change: its preference for starting a finding over closing the list was as high on clean changes as on planted bugs.
+# Instead, after the prompt the answer starts "Verdict: the change is " and the logits of words for buggy are compared
+# with those for correct; findings are generated only when the bug words win by more than VERDICT_THRESHOLD. On the
+# bench cases (tests/review_cases.py) this ranked every clean change below every planted bug. The word tokens carry
+# their leading space although the verdict ends with one: measured, that form separated the cases and the natural
+# one (no trailing space) did not. It is a weak signal, tuned on few cases: see the bench's false-alarm figure.
+VERDICT = "Verdict: the change is "
+BUGGY_WORDS = (" buggy", " wrong", " incorrect")
+CORRECT_WORDS = (" correct", " fine")
+VERDICT_THRESHOLD = 0.0
+ANSWER_PREFIX = '{"findings": ['
 INSTRUCTION = (
     "Review the change above. Answer in JSON with the findings: the path and the number of the changed line ('+') "
     "that is wrong, the severity, a short message and a suggested fix."
@@ -72,9 +77,11 @@ def _lines_rule(lines: list[int]) -> str:
     return " | ".join(f'"{line}"' for line in lines)
 
 
-def findings_grammar(locations: dict[str, list[int]]) -> str:
-    """GBNF for the findings object; paths and lines restricted to ``locations`` (path -> citable lines)."""
-    rules = [f'root ::= "{{\\"findings\\": [" ( finding ( ", " finding ){{0,{MAX_FINDINGS - 1}}} )? "]}}"',
+def findings_grammar(locations: dict[str, list[int]], at_least_one: bool = False) -> str:
+    """GBNF for the findings object; paths and lines restricted to ``locations`` (path -> citable lines).
+    ``at_least_one``: the verdict already said the change is buggy, so an empty list is not an answer."""
+    findings = f'finding ( ", " finding ){{0,{MAX_FINDINGS - 1}}}'
+    rules = [f'root ::= "{{\\"findings\\": [" {findings if at_least_one else f"( {findings} )?"} "]}}"',
              'finding ::= "{" location ", \\"severity\\": " severity ", \\"message\\": " message '
              '", \\"suggestion\\": " suggestion "}"',
              "severity ::= " + " | ".join(gbnf_literal(json.dumps(s)) for s in SEVERITIES),

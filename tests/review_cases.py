@@ -18,6 +18,10 @@ class PlantedBug:
     edit: dict[str, str]  # path -> new content (staged)
     path: str
     lines: frozenset[int]
+    cause: tuple[str, ...] = ()  # words a message naming the actual cause contains (any one, case-insensitive)
+
+    def explained_by(self, message: str) -> bool:
+        return any(word.lower() in message.lower() for word in self.cause)
 
 
 PAGES = '''"""Split a list into pages."""
@@ -178,23 +182,35 @@ titles = Cache(load_title)
 CASES: tuple[PlantedBug, ...] = (
     PlantedBug("last_page index", "off-by-one", {"pages.py": PAGES, "app.py": PAGES_APP},
                {"pages.py": PAGES.replace("pages[len(pages) - 1]", "pages[len(pages)]")}, "pages.py",
-               frozenset({12})),
+               frozenset({12}), ("len(pages)", "index", "range", "off", "past the end", "- 1")),
     PlantedBug("deposit balance", "misspelled attribute", {"account.py": ACCOUNT, "bank.py": BANK},
                {"account.py": ACCOUNT.replace("        self.balance += amount", "        self.balanse += amount")},
-               "account.py", frozenset({13})),
+               "account.py", frozenset({13}), ("balanse", "balance", "spell", "typo")),
     PlantedBug("display_name check", "removed null check", {"users.py": USERS, "greeter.py": GREETER},
                {"users.py": USERS.replace('    if user is None:\n        return "anonymous"\n', "")},
-               "users.py", frozenset({17, 18})),
+               "users.py", frozenset({17, 18}), ("None", "null", "check")),
     PlantedBug("peak loop bound", "off-by-one", {"readings.py": READINGS, "report.py": REPORT},
                {"readings.py": READINGS.replace("range(1, len(values))", "range(1, len(values) + 1)")},
-               "readings.py", frozenset({13})),
+               "readings.py", frozenset({13}), ("range", "len(values)", "index", "off", "+ 1", "bound")),
     PlantedBug("client timeout", "misspelled attribute", {"config.py": CONFIG, "client.py": CLIENT},
                {"client.py": CLIENT.replace('"timeout": self.config.timeout', '"timeout": self.config.timout')},
-               "client.py", frozenset({9})),
+               "client.py", frozenset({9}), ("timout", "timeout", "spell", "typo")),
     PlantedBug("cache loader None", "removed null check", {"cache.py": CACHE, "titles.py": CACHE_USER},
                {"cache.py": CACHE.replace('        if value is None:\n            return ""\n', "")},
-               "cache.py", frozenset({9, 13, 14})),
+               "cache.py", frozenset({9, 13, 14}), ("None", "null", "check")),
 )
 
 CLEAN_EDIT = {"pages.py": PAGES.replace('"""Split a list into pages."""', '"""Split a list into pages of equal size."""')
               + '\n\ndef page_count(items, size):\n    return (len(items) + size - 1) // size\n'}
+
+# Correct changes to the same repositories (a false alarm is a finding at 'error' on one of them).
+CLEAN_EDITS: tuple[tuple[str, dict[str, str], dict[str, str]], ...] = (
+    ("page_count added", CASES[0].files, CLEAN_EDIT),
+    ("constant changed", {"a.py": "x = 1\n"}, {"a.py": "x = 2\n"}),
+    ("withdraw message", CASES[1].files, {"account.py": ACCOUNT.replace('"insufficient funds"',
+                                                                        '"insufficient funds for this withdrawal"')}),
+    ("greet punctuation", CASES[2].files, {"greeter.py": GREETER.replace('"Hello, " + display_name(user)',
+                                                                         '"Hello, " + display_name(user) + "!"')}),
+    ("peak renamed local", CASES[3].files, {"readings.py": READINGS.replace("best", "highest")}),
+    ("retries default", CASES[4].files, {"config.py": CONFIG.replace("retries=3", "retries=5")}),
+)

@@ -5,6 +5,7 @@ before it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -15,6 +16,8 @@ from click.testing import CliRunner
 
 from repo_support import GIT_ENV, git, write_files
 from repochat.cli import cli
+from repochat.config import Settings
+from repochat.index.indexer import update_index
 from repochat.cli_review import hook as hook_group
 from repochat.cli_review import review as review_command
 from repochat.hook import MARKER, PREVIOUS_NAME, HookError, hook_state, install, uninstall
@@ -130,3 +133,26 @@ def test_cli_install_and_uninstall(make_repo: Callable[..., Path]) -> None:
     assert done.exit_code == 0 and "restored the previous hook" in done.output
     done = runner.invoke(cli, ["hook", "uninstall", "-C", str(root)])
     assert done.exit_code == 1 and done.output.startswith("repochat: error:")
+
+
+def test_review_command_outputs_and_exit_codes_without_a_model_run(make_repo: Callable[..., Path]) -> None:
+    root = make_repo({"a.py": "x = 1\n", "logo.png": b"\x00\x01"})
+    stage_change(root)
+    runner = CliRunner()
+    done = runner.invoke(cli, ["review", "-C", str(root), "--json"])
+    assert done.exit_code == 0, done.output
+    data = json.loads(done.stdout)
+    assert data["ran"] is False and data["notice"].startswith("index unavailable")
+    assert runner.invoke(cli, ["review", "-C", str(root), "--strict"]).exit_code == 2
+    sarif = json.loads(runner.invoke(cli, ["review", "-C", str(root), "--sarif"]).stdout)
+    assert sarif["runs"][0]["invocations"][0]["executionSuccessful"] is False
+    bad = runner.invoke(cli, ["review", "-C", str(root), "--range", "nope..HEAD"])
+    assert bad.exit_code == 2 and bad.output.strip() == "repochat: error: unknown revision 'nope'"
+    update_index(root, Settings(embeddings=False, cache_dir=str(root / ".cache")))
+    git(root, "commit", "-q", "--no-verify", "-m", "one")
+    write_files(root, {"logo.png": b"\x00\x02"})
+    git(root, "commit", "-q", "-am", "two")  # only a binary change in the range: nothing for the model
+    done = runner.invoke(cli, ["review", "-C", str(root), "--range", "HEAD~1..HEAD"])
+    assert done.exit_code == 0, done.output
+    assert "not reviewed: logo.png (binary)" in done.output
+    assert "0 file(s) reviewed" in done.output

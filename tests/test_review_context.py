@@ -11,7 +11,7 @@ from typing import Callable
 import pytest
 
 from repo_support import git, write_files
-from review_cases import CASES
+from review_cases import CASES, CLEAN_EDITS
 from repochat.config import Settings
 from repochat.errors import IndexMissing
 from repochat.index.indexer import update_index
@@ -75,6 +75,16 @@ def test_misspelled_attribute_gets_a_note(make_repo: Callable[..., Path]) -> Non
     notes = build_context(store, selection).notes
     assert notes == ["account.py:13: `balanse` is used only here (not defined or used anywhere else); similar "
                      "existing name: `balance`"]
+
+
+def test_no_misspelling_note_for_words_inside_strings(make_repo: Callable[..., Path]) -> None:
+    _name, files, edit = next(c for c in CLEAN_EDITS if c[0] == "withdraw message")  # a new word in a message
+    root = make_repo(files)
+    update_index(root, SETTINGS)
+    write_files(root, edit)
+    git(root, "add", *edit)
+    store, selection = prepared(root)
+    assert build_context(store, selection).notes == []
 
 
 def test_callees_come_from_other_files(make_repo: Callable[..., Path]) -> None:

@@ -18,7 +18,7 @@ import llama_cpp
 import numpy as np
 
 from ..errors import EngineError
-from .context import LlamaContext, LlamaModel
+from .context import SEQ_MAIN, LlamaContext, LlamaModel
 
 _TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])  # llama_token_data
 _FIRST_CANDIDATES = 40  # top logits checked against the grammar before falling back to the whole vocabulary
@@ -84,17 +84,40 @@ class GrammarSampler:
 
 
 def generate_constrained(context: LlamaContext, prompt: list[int], grammar: str, max_tokens: int,
-                         start: int = 0) -> ConstrainedOutput:
-    """Decode ``prompt`` at ``start`` and generate at most ``max_tokens`` tokens that follow ``grammar``."""
+                         start: int = 0, answer_prefix: str = "") -> ConstrainedOutput:
+    """Decode ``prompt`` at ``start`` and generate at most ``max_tokens`` tokens that follow ``grammar``.
+
+    ``answer_prefix`` is the start of the answer, fixed in advance (it must fit the grammar): it is decoded with the
+    prompt in one batch instead of token by token, and is part of the returned text."""
     model = context.model
-    if start + len(prompt) >= context.n_ctx:
+    prefix = model.tokenize(answer_prefix) if answer_prefix else []
+    if start + len(prompt) + len(prefix) >= context.n_ctx:
         raise EngineError(f"the prompt does not fit: {start + len(prompt):,} tokens, context {context.n_ctx:,}")
+    if not prompt and not prefix:
+        raise EngineError("nothing to decode before generating")
     sampler = GrammarSampler(model, grammar)
     try:
-        context.decode(prompt, start, logits_last=True)
-        return _sample(context, sampler, start + len(prompt), max_tokens)
+        for token in prefix:
+            sampler.accept(token)
+        context.decode(prompt + prefix, start, logits_last=True)
+        output = _sample(context, sampler, start + len(prompt) + len(prefix), max_tokens)
     finally:
         sampler.close()
+    output.text = answer_prefix + output.text
+    return output
+
+
+def preference(context: LlamaContext, continuation: list[int], start: int, for_tokens: list[int],
+               against_tokens: list[int]) -> float:
+    """How much more the model wants a token of ``for_tokens`` than one of ``against_tokens`` after decoding
+    ``continuation`` at ``start`` (max logit difference). The continuation is removed again afterwards, so the
+    context holds what it held before."""
+    context.decode(continuation, start, logits_last=True)
+    try:
+        logits = context.last_logits()
+        return float(np.max(logits[for_tokens]) - np.max(logits[against_tokens]))
+    finally:
+        context.seq_remove(SEQ_MAIN, start, -1)
 
 
 def _sample(context: LlamaContext, sampler: GrammarSampler, position: int, max_tokens: int) -> ConstrainedOutput:
