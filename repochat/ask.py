@@ -110,6 +110,8 @@ def _answer(repo: _Repository, question: str, settings: Settings, effort: str, e
         "question_tokens": len(question_tokens),
         "answer_tokens": generation.tokens,
         "stopped": generation.stopped,
+        "restore_s": round(stats.restore_seconds, 3),
+        "prefill_s": round(stats.prefill_seconds, 3),
         "ttft_s": round((generation.first_token_at or time.monotonic()) - started, 3),
         "total_s": round(time.monotonic() - started, 3),
         "notices": stats.notices,

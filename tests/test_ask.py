@@ -219,3 +219,19 @@ def test_empty_repository_is_a_clear_error(tmp_path: Path, engine: Engine) -> No
     git(root, "init", "-q")
     with pytest.raises(RepositoryError, match="no readable text files"):
         ask(root, "What is here?", engine_settings(tmp_path / "cache", model=str(engine.model_path)), engine=engine)
+
+
+def test_low_effort_answers_from_retrieved_excerpts_and_caches_them(cold: Cold, engine: Engine,
+                                                                     tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(cold.repo, repo, symlinks=True)
+    settings = engine_settings(tmp_path / "cache", model=cold.settings.model, threads=1, embeddings=False,
+                               index_dir=str(tmp_path / "index"))
+    question = "What does run_once do when job.run raises?"
+    first = _ask_from_disk(engine, repo, settings, question, effort="low")
+    assert first.coverage["mode"] == "retrieval"
+    assert first.coverage["files_in_context"] == 0 and first.coverage["files_retrieved"] >= 1
+    assert first.coverage["files_retrieved"] + first.coverage["files_left_out"] == len(FILES)
+    assert first.coverage["cache"] == "miss"
+    second = _ask_from_disk(engine, repo, settings, question, effort="low")
+    assert second.coverage["cache"] == "hit" and second.answer == first.answer

@@ -133,3 +133,24 @@ def test_gguf_llama_cpp_cannot_load_is_a_model_error(tmp_path: Path) -> None:
     read_gguf(path)  # the header itself is fine
     with pytest.raises(ModelError, match="could not load"):
         LlamaModel(path)
+
+
+def test_lora_adapter_must_exist_and_be_a_gguf(model_path: Path, tmp_path: Path) -> None:
+    from repochat.engine.session import cache_identity
+
+    with pytest.raises(ModelError, match="LoRA adapter not found"):
+        cache_identity(model_path, Settings(lora=str(tmp_path / "missing.gguf")))
+    bogus = tmp_path / "adapter.gguf"
+    bogus.write_text("not an adapter, just text " * 10)
+    with pytest.raises(ModelError, match="not a GGUF"):
+        cache_identity(model_path, Settings(lora=str(bogus)))
+
+
+def test_cache_identity_separates_models_cache_types_and_devices(model_path: Path) -> None:
+    from repochat.engine.session import cache_identity
+
+    base = cache_identity(model_path, Settings())
+    assert base.startswith(f"model=sha256:{DEFAULT_SHA256}")
+    assert cache_identity(model_path, Settings(kv_type="q8_0")) != base
+    assert cache_identity(model_path, Settings(gpu_layers=10)) != base
+    assert cache_identity(model_path, Settings(ctx=4096, page_tokens=512)) == base  # neither changes KV values

@@ -89,7 +89,8 @@ def test_eviction_drops_least_recently_used_chain_tail_first(tmp_path: Path) -> 
     fresh = (3, "3new".ljust(64, "0"))
     assert store.save(*fresh, 10, b"n" * size, protect={key for _, key in new} | {fresh[1]})
     remaining = {key for index, key in old if store.exists(index, key)}
-    assert remaining == {old[0][1], old[1][1]}  # only the old chain's last page went
+    # Eviction frees down to 90% of the bound: two pages, both from the tail of the least recently used chain.
+    assert remaining == {old[0][1]}
     assert all(store.exists(i, k) for i, k in new)
 
 

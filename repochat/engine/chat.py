@@ -49,7 +49,7 @@ def chat_frame(template: str | None, system: str, bos: str = "", eos: str = "") 
                 before, after = rendered.split(_SENTINEL)
                 return ChatFrame(before, after, "gguf")
             log.warning("chat template does not place the user message exactly once; using ChatML")
-        except jinja2.TemplateError as exc:
+        except (jinja2.TemplateError, TypeError, ValueError, LookupError, AttributeError) as exc:
             log.warning("chat template cannot be rendered (%s); using ChatML", exc)
     before, after = _render(_CHATML, system, bos, eos).split(_SENTINEL)
     return ChatFrame(before, after, "chatml")

@@ -7,6 +7,7 @@ Format: https://github.com/ggml-org/ggml/blob/master/docs/gguf.md
 
 from __future__ import annotations
 
+import functools
 import mmap
 import struct
 from dataclasses import dataclass, field
@@ -145,11 +146,17 @@ def _read_tensor_table(reader: _Reader, count: int, alignment: int) -> tuple[int
 
 
 def read_gguf(path: Path) -> GGUFInfo:
-    """Parse the header of ``path``; raise ModelError (one line) if it is missing, not a GGUF, or truncated."""
+    """Parse the header of ``path``; raise ModelError (one line) if it is missing, not a GGUF, or truncated.
+    Parsed headers are remembered per (path, size, mtime): an ask consults them several times."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
-    file_size = path.stat().st_size
+    stat = path.stat()
+    return _read_gguf_cached(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_gguf_cached(path: Path, file_size: int, _mtime_ns: int) -> GGUFInfo:
     if file_size < 24:
         raise ModelError(f"{path}: not a GGUF model file (too small)")
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buffer:

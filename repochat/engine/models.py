@@ -221,6 +221,15 @@ def _write_stamp(target: Path, digest: str) -> None:
     _stamp_path(target).write_text(json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}))
 
 
+def check_adapter(path: Path) -> Path:
+    """A LoRA adapter must be a readable GGUF file; ModelError (one line) otherwise."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ModelError(f"LoRA adapter not found: {path}")
+    read_gguf(path)
+    return path
+
+
 def model_fingerprint(path: Path) -> str:
     """A cheap identity of a model (or adapter) file for cache keys.
 

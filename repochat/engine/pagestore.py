@@ -29,6 +29,7 @@ FORMAT_VERSION = 1
 _MAGIC = b"RCKV"
 _HEADER = struct.Struct("<4sIIIQ32s")  # magic, format, page index, tokens, payload bytes, sha256(payload)
 _STALE_TEMP_SECONDS = 3600
+_EVICT_TO_SHARE = 0.9  # eviction goes down to this share of the bound
 
 
 def chain_keys(identity: str, pages: list[list[int]]) -> list[str]:
@@ -126,7 +127,9 @@ class PageStore:
             if self._total is None:
                 self._total = self.usage()
             if self._total + size > self.max_bytes:
-                self._total -= _evict(self.root, self._total + size - self.max_bytes, protect)
+                # Free a little more than needed so that the next saves do not each rescan the cache.
+                target = int(self.max_bytes * _EVICT_TO_SHARE)
+                self._total -= _evict(self.root, self._total + size - target, protect)
             if self._total + size > self.max_bytes:
                 return False
             self._total += size

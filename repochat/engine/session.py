@@ -20,7 +20,7 @@ from typing import Callable
 from ..config import Settings
 from ..errors import EngineError
 from .context import SEQ_MAIN, ContextParams, LlamaContext, LlamaModel
-from .models import model_fingerprint
+from .models import check_adapter, model_fingerprint
 from .pagestore import LoadStatus, PageStore, chain_keys
 
 log = logging.getLogger("repochat.engine")
@@ -61,7 +61,7 @@ class Generation:
 
 def cache_identity(model_path: Path, settings: Settings) -> str:
     """Everything besides the tokens that decides the KV values: model, adapter, cache type, device."""
-    lora = f"lora={model_fingerprint(Path(settings.lora))};" if settings.lora else ""
+    lora = f"lora={model_fingerprint(check_adapter(Path(settings.lora)))};" if settings.lora else ""
     device = "gpu" if settings.gpu_layers else "cpu"
     params = ContextParams(n_ctx=0, kv_type=settings.kv_type)
     return f"model={model_fingerprint(model_path)};{lora}{params.cache_identity()};{device}"
@@ -77,8 +77,8 @@ class Engine:
     def __init__(self, model_path: Path, settings: Settings) -> None:
         self.model_path = Path(model_path)
         self.settings = settings
+        self.identity = cache_identity(self.model_path, settings)  # first: a bad adapter path fails fast
         self.model = LlamaModel(self.model_path, gpu_layers=settings.gpu_layers)
-        self.identity = cache_identity(self.model_path, settings)
         self.context: LlamaContext | None = None
         self._resident: list[str] = []  # keys of the pages that occupy the start of the main sequence
 

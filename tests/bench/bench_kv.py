@@ -1,0 +1,184 @@
+"""KV page store benchmark (prints figures; not collected by pytest).
+
+    python tests/bench/bench_kv.py                       # all three parts
+    python tests/bench/bench_kv.py --parts ttft,overhead --tokens 20000
+    python tests/bench/bench_kv.py --parts replay --history /path/to/git/repo --commits 50
+
+ttft:     cold vs warm time to first token of `ask` (each a fresh engine, as a new `repochat ask` process would be)
+          on a git repository of >= --tokens tokens (default: built from an installed package's sources).
+overhead: prefill throughput through repochat (pages exported and written to disk) vs plain llama-cpp-python
+          `Llama.eval` of the same tokens with the same settings.
+replay:   the last --commits commits of a git repository replayed in order; for each, the share of the
+          repository's tokens whose KV would be recomputed (everything from the first page whose key changed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import llama_cpp
+
+from repochat.ask import _load_repository, ask
+from repochat.config import Settings
+from repochat.engine.context import LlamaModel
+from repochat.engine.models import resolve_model
+from repochat.engine.pagestore import chain_keys
+from repochat.engine.session import cache_identity, split_pages
+from repochat.history import stability_order
+from repochat.prompt import Prompter, render_file
+from repochat.repo.filters import content_skip_reason, decode_text, path_skip_reason
+from repochat.tokens import count_tokens
+
+QUESTION = "Where is the command line parsed, and which function handles errors?"
+
+
+def _git(root: Path, *args: str, when: int | None = None, binary: bool = False) -> str | bytes:
+    env = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@example.com", "GIT_COMMITTER_NAME": "bench",
+           "GIT_COMMITTER_EMAIL": "b@example.com", "PATH": "/usr/bin:/bin", "HOME": str(root)}
+    if when is not None:
+        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = f"{when} +0000"
+    out = subprocess.run(["git", "-C", str(root), *args], env=env, check=True, capture_output=True).stdout
+    return out if binary else out.decode("utf-8", errors="replace")
+
+
+def build_repository(target: Path, tokens: int, package: str = "click") -> Path:
+    """A git repository of an installed package's .py files, one commit per file, at least ``tokens`` tokens."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit(f"package {package!r} is not installed")
+    source = Path(list(spec.submodule_search_locations)[0])
+    target.mkdir(parents=True)
+    _git(target, "init", "-q")
+    total = 0
+    for index, path in enumerate(sorted(source.rglob("*.py"), key=lambda p: p.stat().st_size)):
+        text = path.read_text(encoding="utf-8")
+        rel = path.relative_to(source.parent)
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        (target / rel).write_text(text, encoding="utf-8")
+        _git(target, "add", str(rel))
+        _git(target, "commit", "-q", "-m", f"add {rel}", when=1_600_000_000 + index * 3600)
+        total += count_tokens(render_file(str(rel), text).text)
+        if total >= tokens:
+            break
+    return target
+
+
+def bench_ttft(repo: Path, settings: Settings) -> dict[str, float]:
+    cold = ask(repo, QUESTION, settings).coverage
+    warm = ask(repo, QUESTION, settings).coverage
+    print(f"repository: {cold['repo_tokens']:,} tokens in {cold['pages']} pages of {settings.page_tokens}")
+    for name, cov in (("cold", cold), ("warm", warm)):
+        print(f"  {name}: ttft {cov['ttft_s']:8.2f} s  cache {cov['cache']:7s} restored {cov['restored_tokens']:>7,}"
+              f"  prefilled {cov['prefilled_tokens']:>7,}  restore {cov['restore_s']:.2f} s"
+              f"  prefill {cov['prefill_s']:.2f} s")
+    print(f"  warm speed-up: {cold['ttft_s'] / warm['ttft_s']:.1f}x  (target >= 10x)")
+    return {"cold_ttft_s": cold["ttft_s"], "warm_ttft_s": warm["ttft_s"], "prefill_s": cold["prefill_s"],
+            "tokens": cold["repo_tokens"]}
+
+
+def prefix_tokens(repo: Path, settings: Settings, model_path: Path) -> list[int]:
+    vocabulary = LlamaModel(model_path, vocab_only=True)
+    try:
+        return Prompter(vocabulary, model_path).whole(_load_repository(repo, settings).files).tokens
+    finally:
+        vocabulary.close()
+
+
+def bench_overhead(repo: Path, settings: Settings, model_path: Path, repochat_prefill_s: float | None) -> None:
+    """Plain Llama.eval of the same prefix, same context parameters; compared with repochat's prefill time."""
+    tokens = prefix_tokens(repo, settings, model_path)
+    if repochat_prefill_s is None:  # no cold run in this invocation: do one on a fresh cache
+        with tempfile.TemporaryDirectory() as cache:
+            fresh = Settings(**{**settings.__dict__, "cache_dir": cache})
+            resolve_model(fresh)
+            repochat_prefill_s = ask(repo, QUESTION, fresh).coverage["prefill_s"]
+    threads = settings.threads or None
+    plain = llama_cpp.Llama(str(model_path), n_ctx=len(tokens) + 1024, n_batch=512, n_ubatch=512,
+                            n_threads=threads, n_threads_batch=threads, flash_attn=True, verbose=False)
+    began = time.monotonic()
+    plain.eval(tokens)
+    plain_s = time.monotonic() - began
+    print(f"prefill of {len(tokens):,} tokens: plain Llama.eval {plain_s:.2f} s ({len(tokens) / plain_s:.0f} tok/s), "
+          f"repochat with page checkpoints {repochat_prefill_s:.2f} s ({len(tokens) / repochat_prefill_s:.0f} tok/s)")
+    print(f"  throughput ratio repochat/plain: {plain_s / repochat_prefill_s:.3f}  (target >= 0.95)")
+
+
+def _files_at(root: Path, commit: str) -> dict[str, str]:
+    """Readable text files of a commit, filtered like the walker does."""
+    listing = _git(root, "ls-tree", "-r", "-z", "--format=%(objectname) %(path)", commit)
+    files = {}
+    for entry in filter(None, str(listing).split("\0")):
+        blob, path = entry.split(" ", 1)
+        if path_skip_reason(path):
+            continue
+        data = _git(root, "cat-file", "blob", blob, binary=True)
+        text = None if content_skip_reason(data) else decode_text(data)
+        if text is not None:
+            files[path] = text
+    return files
+
+
+def bench_replay(history: Path, commits: int, settings: Settings, model_path: Path) -> None:
+    revs = str(_git(history, "rev-list", f"--max-count={commits + 1}", "--first-parent", "HEAD")).split()[::-1]
+    vocabulary = LlamaModel(model_path, vocab_only=True)
+    prompter = Prompter(vocabulary, model_path)
+    identity = cache_identity(model_path, settings)
+    token_cache: dict[tuple[str, str], list[int]] = {}
+    previous: list[str] | None = None
+    shares = []
+    for rev in revs:
+        files = _files_at(history, rev)
+        order = stability_order(history, list(files), rev=rev, include_worktree=False)
+        tokens = list(prompter.head)
+        for path in order:
+            key = (path, files[path])
+            if key not in token_cache:
+                token_cache[key] = prompter.content(render_file(path, files[path]).text)
+            tokens.extend(token_cache[key])
+        keys = chain_keys(identity, split_pages(tokens, settings.page_tokens))
+        if previous is not None:
+            kept = next((i for i, (a, b) in enumerate(zip(previous, keys)) if a != b), min(len(previous), len(keys)))
+            recomputed = max(len(tokens) - kept * settings.page_tokens, 0)
+            shares.append(recomputed / len(tokens))
+            print(f"  {rev[:10]}: {len(tokens):>8,} tokens, recompute {recomputed:>8,} ({shares[-1]:6.1%})")
+        previous = keys
+    vocabulary.close()
+    if shares:
+        ordered = sorted(shares)
+        print(f"replay of {len(shares)} commits of {history}: mean share recomputed {sum(shares) / len(shares):.1%}, "
+              f"median {ordered[len(ordered) // 2]:.1%}  (goal <= 10%)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", default="ttft,overhead,replay")
+    parser.add_argument("--repo", type=Path, help="repository for ttft/overhead (default: built from click)")
+    parser.add_argument("--tokens", type=int, default=16_500)
+    parser.add_argument("--page-tokens", type=int, default=1024)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--history", type=Path, default=Path(__file__).resolve().parents[2])
+    parser.add_argument("--commits", type=int, default=50)
+    args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    with tempfile.TemporaryDirectory(prefix="bench-kv-") as scratch:
+        settings = Settings(cache_dir=str(Path(scratch) / "cache"), page_tokens=args.page_tokens,
+                            max_answer_tokens=32, threads=args.threads, embeddings=False)
+        model_path = resolve_model(settings)  # assembled before any timing
+        repo = args.repo or build_repository(Path(scratch) / "repo", args.tokens)
+        prefill_s = None
+        if "ttft" in parts:
+            prefill_s = bench_ttft(repo, settings)["prefill_s"]
+        if "overhead" in parts:
+            bench_overhead(repo, settings, model_path, prefill_s)
+        if "replay" in parts:
+            bench_replay(args.history, args.commits, settings, model_path)
+
+
+if __name__ == "__main__":
+    main()
