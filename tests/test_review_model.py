@@ -57,8 +57,12 @@ def planted_hit(make_repo: Callable[..., Path], cache_dir: Path, case: PlantedBu
     root = hooked_repo(make_repo, case.files)
     write_files(root, case.edit)
     git(root, "add", *case.edit)
-    output = commit_output(commit(root, f"plant {case.name}", cache_dir))
-    return any(m["path"] == case.path and int(m["line"]) in case.lines for m in FINDING.finditer(output))
+    done = commit(root, f"plant {case.name}", cache_dir)
+    output = commit_output(done)
+    findings = list(FINDING.finditer(output))
+    blocked = any(m["severity"] == "error" for m in findings)  # the default fail_on
+    assert (done.returncode != 0) == blocked, output
+    return any(m["path"] == case.path and int(m["line"]) in case.lines for m in findings)
 
 
 def test_planted_bugs_reported_on_the_right_line_in_a_majority(make_repo: Callable[..., Path],
