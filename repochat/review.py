@@ -10,8 +10,6 @@ the commit through unless --strict). A bad range or a directory that is not a gi
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,29 +139,13 @@ def _run_model(report: ReviewReport, context: ReviewContext, settings: Settings,
     own = engine is None
     try:
         if engine is None:
-            engine = Engine(resolve_model(settings, on_progress), threads_for_load(settings))
+            engine = Engine(resolve_model(settings, on_progress), settings)
         _generate(report, context, engine)
     except (ModelError, EngineError) as exc:
         report.notice = f"model unavailable: {exc}"
     finally:
         if own and engine is not None:
             engine.close()
-
-
-def threads_for_load(settings: Settings) -> Settings:
-    """Settings with a thread count for the current load when none is set (threads = 0).
-
-    llama.cpp's threads wait for each other at every layer, so on a busy machine (a build or a test run next to the
-    commit) one thread per core is far slower than one per idle core: here, at load 8 on 2 cores, a review took 110 s
-    with 2 threads and 15 s with 1."""
-    if settings.threads:
-        return settings
-    cores = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:  # not available on this platform
-        return settings
-    return dataclasses.replace(settings, threads=max(1, min(cores, round(cores - busy))))
 
 
 def _generate(report: ReviewReport, context: ReviewContext, engine: Engine) -> None:

@@ -29,7 +29,7 @@ from repochat.config import Settings  # noqa: E402
 from repochat.engine.models import resolve_model  # noqa: E402
 from repochat.engine.session import Engine  # noqa: E402
 from repochat.index.indexer import update_index  # noqa: E402
-from repochat.review import review, threads_for_load  # noqa: E402
+from repochat.review import review  # noqa: E402
 from repochat.review_format import ReviewReport  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def main() -> None:
     settings = Settings(model=args.model, threads=args.threads, embeddings=False)
     chosen = [CASES[int(n)] for n in args.cases.split(",")] if args.cases else list(CASES)
     began = time.monotonic()
-    engine = Engine(resolve_model(settings), threads_for_load(settings))
+    engine = Engine(resolve_model(settings), settings)
     print(f"model {engine.model_path.name} loaded in {time.monotonic() - began:.1f}s")
     base = Path(tempfile.mkdtemp(prefix="bench-review-"))
     times, hits, explained = [], 0, 0
@@ -90,7 +90,7 @@ def main() -> None:
           f"false alarms (a finding at 'error'): {alarms}/{len(CLEAN_EDITS)} clean changes")
     print(f"located and naming the cause (a word of the case's cause in the message): {explained}/{len(chosen)}")
     print(f"seconds per review: median {statistics.median(times):.1f}, max {max(times):.1f} "
-          f"(threads={engine.settings.threads or 'all'}, load average {os.getloadavg()[0]:.1f})")
+          f"(threads={args.threads or 'fitted to the load'}, load average now {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":
