@@ -109,6 +109,8 @@ def _sides(root: Path, target: str) -> tuple[str, str, list[str]]:
 
 
 def _need_rev(root: Path, name: str) -> str:
+    if name.startswith("-"):  # it would reach git's command line as an option
+        raise ReviewError(f"not a revision: {name!r}")
     commit = _rev(root, name)
     if commit is None:
         raise ReviewError(f"unknown revision {name!r}")

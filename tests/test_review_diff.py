@@ -94,6 +94,8 @@ def test_bad_input_is_a_review_error(make_repo: Callable[..., Path], tmp_path: P
     root = make_repo(BASE)
     with pytest.raises(ReviewError, match="unknown revision"):
         load_change(root, "nosuchbranch..HEAD")
+    with pytest.raises(ReviewError, match="not a revision"):
+        load_change(root, "--output=/tmp/x")
     plain = tmp_path / "plain"
     plain.mkdir()
     with pytest.raises(ReviewError, match="not a git work tree"):
