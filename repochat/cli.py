@@ -281,10 +281,11 @@ def models(repo: Path | None, as_json: bool, **options: Any) -> None:
 
 
 # Commands defined in their own modules; imported last because they use the helpers above.
+from .cli_review import hook, review  # noqa: E402
 from .cli_serve import serve, watch  # noqa: E402
 
-cli.add_command(serve)
-cli.add_command(watch)
+for _command in (review, hook, serve, watch):
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .config import Settings
 from .index.indexer import INDEXED
-from .index.indexer import _chunk_row as indexer_chunk_row  # the indexer's own row format (see report: make public)
+from .index.indexer import chunk_record
 from .index.parse import parse_file
 from .index.store import IndexStore
 from .repo.filters import content_skip_reason, decode_text, path_skip_reason
@@ -56,6 +56,6 @@ def _index_blob(store: IndexStore, file: FileChange, settings: Settings) -> None
         store.replace_files([file.path], [{**row, "status": reason or "not_utf8"}])
         return
     parsed = parse_file(file.path, text)
-    store.replace_content([file.path], [indexer_chunk_row(c) for c in parsed.chunks], parsed.symbols)
+    store.replace_content([file.path], [chunk_record(c) for c in parsed.chunks], parsed.symbols)
     store.replace_files([file.path], [{**row, "language": parsed.language, "chunks": len(parsed.chunks),
                                        "tokens": sum(c.tokens for c in parsed.chunks)}])

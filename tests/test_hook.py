@@ -18,28 +18,16 @@ from repo_support import GIT_ENV, git, write_files
 from repochat.cli import cli
 from repochat.config import Settings
 from repochat.index.indexer import update_index
-from repochat.cli_review import hook as hook_group
-from repochat.cli_review import review as review_command
 from repochat.hook import MARKER, PREVIOUS_NAME, HookError, hook_state, install, uninstall
 
 PREVIOUS = "#!/bin/sh\necho previous-hook-ran >> \"$(git rev-parse --show-toplevel)/hook.log\"\nexit {code}\n"
 
-# Until repochat/cli.py registers `review` and `hook`, the tests register them: here for CliRunner, and through a
-# sitecustomize module for the `python -m repochat` that the hook starts. Both do nothing once cli.py has them.
-REGISTER = ("import repochat.cli as c, repochat.cli_review as r\n"
-            "[c.cli.add_command(x) for x in (r.review, r.hook) if x.name not in c.cli.commands]\n")
-for command in (review_command, hook_group):
-    if command.name not in cli.commands:
-        cli.add_command(command)
 
 
 def commit(root: Path, message: str = "change", cache_dir: Path | None = None,
            extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     """A real `git commit` that runs the hooks."""
-    site = root.parent / "site"
-    site.mkdir(exist_ok=True)
-    (site / "sitecustomize.py").write_text(REGISTER)
-    env = {**os.environ, **GIT_ENV, "HOME": str(root), "PYTHONPATH": str(site),
+    env = {**os.environ, **GIT_ENV, "HOME": str(root),
            "REPOCHAT_CACHE_DIR": str(cache_dir or root / ".cache")}
     return subprocess.run(["git", "-C", str(root), "commit", "-m", message, *extra], capture_output=True, text=True,
                           env=env)

@@ -18,7 +18,7 @@ from repochat.errors import IndexError_, IndexMissing
 from repochat.index.indexer import update_index
 from repochat.index.store import FOLDER, IndexStore
 
-from repo_support import write_files
+from repo_support import git, write_files
 
 FAKE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAAfakeSECRETmaterial\n-----END OPENSSH PRIVATE KEY-----\n"
 SOURCES = {
@@ -153,6 +153,13 @@ def test_empty_repository_indexes_to_nothing(make_repo) -> None:
     root = make_repo({})
     summary = update_index(root, settings_for(root))
     assert (summary.files, summary.chunks) == (0, 0)
+
+
+def test_index_folder_ignores_itself_in_git(make_repo) -> None:
+    root = make_repo(SOURCES)
+    update_index(root, settings_for(root))
+    git(root, "add", "-A")
+    assert not [p for p in git(root, "diff", "--cached", "--name-only").split() if p.startswith(".repochat")]
 
 
 def test_git_untracked_files_are_indexed_and_ignored_ones_not(make_repo) -> None:

@@ -52,7 +52,7 @@ def test_japanese_text_is_searchable(store: IndexStore) -> None:
 
 
 def test_hybrid_finds_a_function_from_a_description(store: IndexStore) -> None:
-    hits = search(store, "how long to wait before retrying a failed job", k=3)
+    hits = search(store, "doubles the delay before each retry", k=3)
     assert "backoff_delay" in [h.symbol for h in hits]
 
 

@@ -34,3 +34,22 @@ def searchable(text: str) -> str:
     """Text as the full-text index should see it: the original words plus identifier parts."""
     extra = identifier_parts(text)
     return f"{text}\n{extra}" if extra else text
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def identifier_words(text: str) -> str:
+    """Every identifier in text, whole and (when compound) split: 'def get_url(self)' -> 'def get_url get url self'."""
+    words: list[str] = []
+    for name in dict.fromkeys(_IDENTIFIER.findall(text)):
+        words.append(name)
+        pieces = split_identifier(name)
+        if len(pieces) > 1:
+            words.extend(pieces)
+    return " ".join(words)
+
+
+def words_of_code(code: str) -> str:
+    """Code with each compound identifier replaced by its parts, punctuation kept."""
+    return _COMPOUND.sub(lambda m: " ".join(split_identifier(m.group(0))), code)

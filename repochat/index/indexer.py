@@ -17,13 +17,14 @@ from ..repo.filters import content_skip_reason, decode_text
 from ..repo.walk import WalkResult, walk_repository
 from ..tokens import count_tokens
 from .embedder import embedder_id, load_embedder
-from .identifiers import searchable, split_identifier
+from .identifiers import identifier_words, searchable, split_identifier, words_of_code
 from .parse import parse_file
 from .store import IndexStore, chunk_row
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 WRITE_BATCH_FILES = 1000  # files per write: bounds memory, and an interrupted run keeps what was written
 EMBED_BATCH = 32
+PUBLISH_EVERY_BATCHES = 50
 INDEXED = "indexed"
 PARALLEL_MIN_FILES = 300  # below this, starting worker processes costs more than it saves
 UNEMBEDDED_LANGUAGES = {"text"}  # prose windows (.po, .txt data) cost embedding time and add little
@@ -94,16 +95,20 @@ def update_index(root: Path, settings: Settings, progress: Progress | None = Non
 
 def embed_pending(store: IndexStore, settings: Settings, progress: Progress | None = None) -> int:
     """Compute vectors for chunks that have none yet (keyed by content, so unchanged code is never re-embedded)."""
+    store = store.writer()
     pending = _pending_embeddings(store)
     if not pending:
         return 0
     embedder = load_embedder(settings.embedding_model, settings.threads)
     done = 0
-    for batch in _batches(sorted(pending.items()), EMBED_BATCH):
+    for number, batch in enumerate(_batches(sorted(pending.items()), EMBED_BATCH), 1):
         store.add_vectors([key for key, _ in batch], embedder.embed([text for _, text in batch]))
         done += len(batch)
         if progress:
             progress("embed", done, len(pending))
+        if number % PUBLISH_EVERY_BATCHES == 0:
+            store.publish_snapshot()  # vectors computed so far become visible to readers
+    store.publish_snapshot()
     return done
 
 
@@ -112,10 +117,11 @@ def count_pending_embeddings(store: IndexStore) -> int:
 
 
 def embed_text(chunk: Chunk) -> str:
-    """The short form that is embedded: what the code is called, where it lives, and its head."""
+    """The short form that is embedded: what the code is called, where it lives, its doc and its head, with
+    identifiers split into words (an English sentence model reads 'retry count' better than 'retryCount')."""
     name = " ".join(split_identifier(chunk.symbol.rsplit(".", 1)[-1])) if chunk.symbol else ""
     head = "\n".join(chunk.text.splitlines()[:12])
-    return "\n".join(part for part in (name, chunk.path, chunk.context, chunk.doc, head) if part)
+    return "\n".join(part for part in (name, chunk.path, chunk.context, chunk.doc, words_of_code(head)) if part)
 
 
 def _pending_embeddings(store: IndexStore) -> dict[str, str]:
@@ -179,17 +185,25 @@ def _index_file(root: Path, source: SourceFile, row: dict[str, Any] | None) -> _
 
 def _write(store: IndexStore, results: list[_FileResult]) -> None:
     reparsed = [r for r in results if r.previous is None]
-    rows = [_chunk_row(c) for r in reparsed for c in r.chunks]
+    rows = [chunk_record(c) for r in reparsed for c in r.chunks]
     store.replace_content([r.source.path for r in reparsed], rows, [s for r in reparsed for s in r.symbols])
     store.replace_files([r.source.path for r in results], [_file_row(r) for r in results])
 
 
-def _chunk_row(chunk: Chunk) -> dict[str, Any]:
+def chunk_record(chunk: Chunk) -> dict[str, Any]:
     header = " ".join(split_identifier(chunk.symbol.replace(".", "_"))) if chunk.symbol else ""
     text = searchable(f"{chunk.path}\n{header}\n{chunk.context}\n{chunk.text}")
     key = "" if chunk.language in UNEMBEDDED_LANGUAGES else \
         hashlib.blake2b(embed_text(chunk).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-    return chunk_row(chunk, text, key)
+    return chunk_row(chunk, text, chunk_names(chunk), key)
+
+
+def chunk_names(chunk: Chunk) -> str:
+    """What the definition is called and what it takes: its name and signature identifiers, whole and split.
+    Searched as a field of its own, so a query naming a function or its parameters is not drowned by body text."""
+    if not chunk.symbol:
+        return ""
+    return identifier_words(f"{chunk.symbol.replace('.', ' ')} {chunk.signature}")
 
 
 def _file_row(result: _FileResult) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from lancedb.index import FTS
 from ..errors import IndexError_, IndexMissing
 from ..records import Chunk, Symbol
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FOLDER = f"index-v{SCHEMA_VERSION}"
 _IN_BATCH = 400  # paths per `path IN (...)` filter
 
@@ -28,7 +28,7 @@ CHUNKS = pa.schema([
     ("path", pa.string()), ("language", pa.string()), ("kind", pa.string()), ("symbol", pa.string()),
     ("start_line", pa.int32()), ("end_line", pa.int32()), ("text", pa.string()), ("context", pa.string()),
     ("signature", pa.string()), ("doc", pa.string()), ("tokens", pa.int32()),
-    ("search_text", pa.string()), ("embed_key", pa.string()),
+    ("search_text", pa.string()), ("names", pa.string()), ("embed_key", pa.string()),
 ])
 SYMBOLS = pa.schema([
     ("path", pa.string()), ("name", pa.string()), ("kind", pa.string()), ("role", pa.string()),
@@ -38,6 +38,7 @@ FILES = pa.schema([
     ("path", pa.string()), ("sha", pa.string()), ("size", pa.int64()), ("mtime", pa.float64()),
     ("language", pa.string()), ("status", pa.string()), ("chunks", pa.int32()), ("tokens", pa.int64()),
 ])
+FTS_COLUMNS = ("search_text", "names")  # the whole text, and the definition's name and parameters alone
 FTS_CONFIG = dict(base_tokenizer="icu", stem=True, remove_stop_words=True, ascii_folding=True, lower_case=True)
 
 
@@ -50,6 +51,7 @@ def sql_quote(value: str) -> str:
 
 
 SNAPSHOT_TABLES = ("chunks", "symbols", "files")
+_VECTOR_CACHE: dict[str, Any] = {}  # the last vector matrix loaded (a server asks the same index many times)
 
 
 class IndexStore:
@@ -83,6 +85,10 @@ class IndexStore:
             raise IndexError_(f"the index at {path} is corrupt ({exc}); run `repochat index --rebuild`") from exc
         return store
 
+    def writer(self) -> "IndexStore":
+        """This index opened for writing (at the latest table versions), or self when it already is."""
+        return IndexStore.open(self.path.parent, pinned=False) if self._pinned else self
+
     @classmethod
     def create_or_open(cls, index_dir: Path, embedder_id: str) -> tuple["IndexStore", str]:
         """Open for writing; rebuilds from scratch (and says why) when missing, corrupt or incompatible."""
@@ -107,6 +113,7 @@ class IndexStore:
         path = index_dir / FOLDER
         cls.remove(index_dir)  # this and other schema versions: unreadable by this one
         path.mkdir(parents=True, exist_ok=True)
+        (index_dir / ".gitignore").write_text("# the repochat index: never committed\n*\n", encoding="utf-8")
         db = lancedb.connect(str(path / "db"))
         for name, schema in (("chunks", CHUNKS), ("symbols", SYMBOLS), ("files", FILES)):
             db.create_table(name, schema=schema, mode="overwrite")
@@ -131,7 +138,8 @@ class IndexStore:
 
     def publish_snapshot(self) -> None:
         """Record the table versions of a complete update: what readers opened from now on will see."""
-        self.meta["snapshot"] = {name: self.table(name).version for name in SNAPSHOT_TABLES}
+        names = SNAPSHOT_TABLES + (("vectors",) if "vectors" in self._table_names() else ())
+        self.meta["snapshot"] = {name: self.table(name).version for name in names}
         self._write_meta()
 
     def column(self, table: str, name: str, where: str | None = None) -> list[Any]:
@@ -184,14 +192,18 @@ class IndexStore:
         Rows added after the build are still found (LanceDB searches them flat), so small updates skip the rebuild.
         """
         table = self.table("chunks")
-        indices = [i for i in table.list_indices() if i.index_type == "FTS"]
-        stale = table.count_rows() and (not indices or force or self._unindexed(table) > 2000)
-        if stale:
-            table.create_index("search_text", config=FTS(**FTS_CONFIG), replace=True)
+        if not table.count_rows():
+            return
+        for column in FTS_COLUMNS:
+            if force or self._unindexed(table, column) > 2000:
+                table.create_index(column, config=FTS(**FTS_CONFIG), replace=True)
 
     @staticmethod
-    def _unindexed(table: Any) -> int:
-        stats = table.index_stats("search_text_idx")
+    def _unindexed(table: Any, column: str) -> int:
+        try:
+            stats = table.index_stats(f"{column}_idx")
+        except (ValueError, RuntimeError):
+            stats = None
         return int(stats.num_unindexed_rows) if stats else 1 << 30
 
     # --- vectors -------------------------------------------------------------------------------------------
@@ -216,6 +228,18 @@ class IndexStore:
         self.meta["embedder"] = embedder_id
         self._write_meta()
 
+    def vector_matrix(self) -> tuple[list[str], Any]:
+        """All vectors as (keys, float32 matrix), cached per table version: a brute-force dot product over tens of
+        thousands of 384-d vectors takes a few milliseconds, several times less than a LanceDB flat search."""
+        table = self.table("vectors")
+        cache_key = (str(self.path), self.meta.get("snapshot", {}).get("vectors") if self._pinned else table.version)
+        if _VECTOR_CACHE.get("key") != cache_key:
+            data = table.search().select(["embed_key", "vector"]).limit(None).to_arrow()
+            vectors = data.column("vector").combine_chunks()
+            matrix = vectors.values.to_numpy(zero_copy_only=False).reshape(len(vectors), -1)
+            _VECTOR_CACHE.update(key=cache_key, value=(data.column("embed_key").to_pylist(), matrix))
+        return _VECTOR_CACHE["value"]  # type: ignore[no-any-return]
+
     def has_vectors(self) -> bool:
         return "vectors" in self._table_names() and self.table("vectors").count_rows() > 0
 
@@ -223,8 +247,9 @@ class IndexStore:
         return list(self._db.list_tables().tables)
 
 
-def chunk_row(chunk: Chunk, search_text: str, embed_key: str) -> dict[str, Any]:
+def chunk_row(chunk: Chunk, search_text: str, names: str, embed_key: str) -> dict[str, Any]:
     row = dict(vars(chunk))  # dataclasses.asdict deep-copies field by field: 10x slower on 50K chunks
     row["search_text"] = search_text
+    row["names"] = names
     row["embed_key"] = embed_key
     return row

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+
+import numpy as np
 
 from ..errors import ConfigError, IndexError_
 from ..index.embedder import Embedder, load_embedder
@@ -13,10 +16,22 @@ from ..index.identifiers import searchable
 from ..index.store import IndexStore, sql_quote
 
 MODES = ("hybrid", "fts", "vector")
-RRF_K = 60  # the usual reciprocal-rank constant: damps the head so one list cannot dominate
+RRF_K = 20  # reciprocal-rank constant: lower than the usual 60, so a list's first places count for more
 CANDIDATES = 50  # per leg, before fusion
+# Fusion weights per ranked list, tuned on the retrieval evaluation (tests/bench/eval_retrieval.py).
+# The name field (definition names and parameters) is the strongest single list by far.
+WEIGHTS = {"text": 0.5, "names": 3.0, "exact": 1.0, "vector": 0.5}
+# Tests, docs, examples and changelogs repeat the words of the code they describe; a question about code is
+# usually about the code itself, so their fused score is halved (they still show up when nothing else matches).
+SECONDARY_PATHS = re.compile(
+    r"(^|/)(tests?|testing|spec|docs?|examples?|samples?|benchmarks?)/|(^|/)test_[^/]*$|_(test|spec)\.\w+$"
+    r"|\.(md|rst|txt|adoc)$|(^|/)(CHANGES|CHANGELOG|HISTORY|NEWS)[^/]*$", re.I)
+SECONDARY_FACTOR = 0.7
+MAX_VECTOR_QUERY_CHARS = 600  # the embedder reads 128 tokens at most; a longer query only costs tokenizing
 _COLUMNS = ["path", "language", "kind", "symbol", "start_line", "end_line", "text", "context", "signature",
             "doc", "tokens", "embed_key"]
+_MARKUP = re.compile(r":\w+:|\.\. \w+(::)?|``?|\*\*?")  # reST roles and directives, literals, emphasis
+_CODE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}")
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,9 @@ class SearchHit:
         return f"{self.path}:{self.start_line}-{self.end_line}"
 
 
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="repochat-search")
+
+
 @lru_cache(maxsize=2)
 def cached_embedder(name: str, threads: int = 0) -> Embedder:
     return load_embedder(name, threads)
@@ -51,25 +69,35 @@ def search(store: IndexStore, query: str, k: int = 10, mode: str = "hybrid", pat
     if not query.strip():
         return []
     where = _filter(path_glob, language)
-    legs: list[list[dict[str, Any]]] = []
+    query = _MARKUP.sub(" ", query)
+    jobs: dict[str, Any] = {}
     if mode in ("hybrid", "fts"):
-        legs.append(_fts(store, query, where))
+        jobs["text"] = lambda: _fts(store, query, where, "search_text")
+        jobs["names"] = lambda: _fts(store, query, where, "names")
+        jobs["exact"] = lambda: _exact_names(store, query, where)
     if mode in ("hybrid", "vector") and store.has_vectors():
-        legs.append(_vector(store, query, where, embedder or cached_embedder(embedding_model)))
+        model = embedder or cached_embedder(embedding_model)
+        jobs["vector"] = lambda: _vector(store, query, where, model)
     elif mode == "vector":
         raise IndexError_("no vectors in the index yet; run `repochat index` (without --no-embed) first")
+    # The lists are independent and LanceDB and ONNX Runtime release the GIL: run them side by side.
+    futures = {name: _POOL.submit(job) for name, job in jobs.items() if WEIGHTS.get(name, 1.0) > 0}
+    legs = {name: future.result() for name, future in futures.items()}
     return [_hit(row, score) for row, score in fuse(legs)[:k]]
 
 
-def fuse(legs: list[list[dict[str, Any]]]) -> list[tuple[dict[str, Any], float]]:
-    """Reciprocal rank fusion of ranked row lists; a row is identified by path and line range."""
+def fuse(legs: dict[str, list[dict[str, Any]]]) -> list[tuple[dict[str, Any], float]]:
+    """Weighted reciprocal rank fusion of ranked row lists (a row is a path and line range), with the path prior."""
     scores: dict[tuple[str, int, int], float] = {}
     rows: dict[tuple[str, int, int], dict[str, Any]] = {}
-    for leg in legs:
+    for name, leg in legs.items():
         for rank, row in enumerate(leg):
             key = (row["path"], row["start_line"], row["end_line"])
-            scores[key] = scores.get(key, 0.0) + 1.0 / (RRF_K + rank + 1)
+            scores[key] = scores.get(key, 0.0) + WEIGHTS.get(name, 1.0) / (RRF_K + rank + 1)
             rows.setdefault(key, row)
+    for key in scores:
+        if SECONDARY_PATHS.search(key[0]):
+            scores[key] *= SECONDARY_FACTOR
     ranked = sorted(scores, key=lambda key: -scores[key])
     return [(rows[key], scores[key]) for key in ranked]
 
@@ -109,11 +137,29 @@ def _filter(path_glob: str | None, language: str | None) -> str | None:
     return " AND ".join(clauses) or None
 
 
-def _fts(store: IndexStore, query: str, where: str | None) -> list[dict[str, Any]]:
-    search = store.table("chunks").search(_fts_query(query), query_type="fts").select(_COLUMNS)
+def _fts(store: IndexStore, query: str, where: str | None, column: str) -> list[dict[str, Any]]:
+    words = _fts_query(query)
+    if not words:
+        return []
+    search = store.table("chunks").search(words, query_type="fts", fts_columns=column).select(_COLUMNS)
     if where:
         search = search.where(where, prefilter=True)
     return search.limit(CANDIDATES).to_list()
+
+
+def _exact_names(store: IndexStore, query: str, where: str | None) -> list[dict[str, Any]]:
+    """Definitions named exactly (case and all) by a word of the query, in order of first mention: a doc comment
+    or a question that says `ParseConfig` or `parse_config` most likely means that definition."""
+    names = list(dict.fromkeys(_CODE_NAME.findall(query)))[:30]
+    if not names:
+        return []
+    clause = f"symbol IN ({', '.join(sql_quote(n) for n in names)}) OR " + " OR ".join(
+        f"symbol LIKE {sql_quote('%.' + n)}" for n in names)
+    rows = store.table("chunks").search().where(f"({clause}) AND ({where})" if where else f"({clause})") \
+        .select(_COLUMNS).limit(CANDIDATES * 4).to_list()
+    order = {name: i for i, name in enumerate(names)}
+    rows.sort(key=lambda row: (order.get(row["symbol"].rsplit(".", 1)[-1], len(order)), row["path"]))
+    return rows[:CANDIDATES]
 
 
 def _fts_query(query: str) -> str:
@@ -122,9 +168,11 @@ def _fts_query(query: str) -> str:
 
 
 def _vector(store: IndexStore, query: str, where: str | None, embedder: Embedder) -> list[dict[str, Any]]:
-    vector = embedder.embed([query])[0]
-    nearest = store.table("vectors").search(vector).select(["embed_key"]).limit(CANDIDATES * 2).to_list()
-    order = {row["embed_key"]: i for i, row in enumerate(nearest)}
+    vector = embedder.embed([query[:MAX_VECTOR_QUERY_CHARS]])[0]
+    keys, matrix = store.vector_matrix()
+    scores = matrix @ vector
+    top = np.argpartition(-scores, min(CANDIDATES * 2, len(keys) - 1))[:CANDIDATES * 2]
+    order = {keys[i]: rank for rank, i in enumerate(sorted(top, key=lambda i: -scores[i]))}
     if not order:
         return []
     clause = f"embed_key IN ({', '.join(sql_quote(key) for key in order)})"
