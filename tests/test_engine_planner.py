@@ -107,3 +107,12 @@ def test_per_layer_kv_heads_are_read(tmp_path: Path) -> None:
     shape = kv_shape(read_gguf(path))
     assert shape.n_head_kv == (8, 2, 0) and shape.key_length == 64
     assert shape.bytes_per_token("f16") == (8 + 2) * 64 * 2 * 2
+
+
+def test_plain_attention_scratch_is_priced(model_path: Path) -> None:
+    # f16 on CPU runs without flash attention, whose score matrix costs memory per context token; with GPU layers
+    # (flash attention) the same budget affords a longer context.
+    tight = 1200 * 1024**2
+    cpu = make_plan(model_path, 1000, Settings(memory=tight))
+    gpu = make_plan(model_path, 1000, Settings(memory=tight, gpu_layers=99))
+    assert cpu.context_limit < gpu.context_limit

@@ -27,7 +27,17 @@ PROMPT_ROOM = 512  # tokens for the chat scaffolding and the question
 LOW_EFFORT_TOKENS = 4096  # retrieval context at --effort low
 AUTO_RETRIEVAL_TOKENS = 8192  # retrieval context at --effort auto: prefill on CPU is slow beyond this
 MIN_CONTEXT = 2048
-_COMPUTE_OVERHEAD = 256 * 1024**2  # compute buffers, batch, logits (flash attention keeps these small)
+_COMPUTE_OVERHEAD = 256 * 1024**2  # compute buffers, batch, logits
+UBATCH = 512  # tokens per llama.cpp micro-batch (the context's n_batch = n_ubatch)
+
+
+def needs_flash_attention(kv_type: str, gpu_layers: int) -> bool:
+    """Flash attention only where it is needed or pays: a quantized V cache cannot work without it, and on a GPU it
+    is the fast path. On CPU it is much slower here (default model, 2 cores, depth 8K: prefill 43 vs 69 tok/s, a
+    32-token question 8.6 s vs 0.6 s), so f16 caches on CPU use the plain attention (whose larger scratch buffer
+    the planner accounts for). The choice depends only on settings, never on the context size, because it is part
+    of the page keys."""
+    return kv_type != "f16" or gpu_layers > 0
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,7 @@ class KVShape:
     value_length: int
     sliding_window: int  # 0 = none
     swa_layers: tuple[bool, ...]  # per layer: True if the layer attends only within the window
+    n_head: int = 0  # query heads (the size of plain attention's score matrix)
 
     def bytes_for(self, n_tokens: int, kv_type: str = "f16", swa_full: bool = SWA_FULL) -> int:
         k_bytes = v_bytes = _type_bytes(kv_type)
@@ -54,6 +65,11 @@ class KVShape:
     def bytes_per_token(self, kv_type: str = "f16", swa_full: bool = SWA_FULL) -> int:
         """Marginal cost of one more token once the sliding windows are full."""
         return self.bytes_for(1, kv_type, True) if swa_full else self._global_bytes_per_token(kv_type)
+
+    def scratch_bytes_per_token(self, flash_attn: bool) -> int:
+        """Plain attention materialises a score matrix (f32, context x micro-batch x heads); flash attention
+        does not."""
+        return 0 if flash_attn else UBATCH * self.n_head * 4
 
     def _global_bytes_per_token(self, kv_type: str) -> int:
         per = _type_bytes(kv_type) * (self.key_length + self.value_length)
@@ -79,7 +95,7 @@ def kv_shape(info: GGUFInfo) -> KVShape:
     key_length = int(info.arch_value("attention.key_length", head_dim))
     value_length = int(info.arch_value("attention.value_length", key_length))
     window = int(info.arch_value("attention.sliding_window", 0) or 0)
-    return KVShape(n_layer, heads_kv, key_length, value_length, window, _swa_layers(info, n_layer, window))
+    return KVShape(n_layer, heads_kv, key_length, value_length, window, _swa_layers(info, n_layer, window), max(heads))
 
 
 def _per_layer(value: int | list[int], n_layer: int) -> tuple[int, ...]:
@@ -158,10 +174,12 @@ def make_plan(model_path: Path, repo_tokens: int, settings: Settings, effort: st
     budget = memory_budget(settings)
     model_bytes = info.file_size
     kv_room = budget - model_bytes - _COMPUTE_OVERHEAD
-    if kv_room <= per_token * MIN_CONTEXT:
+    if kv_room <= per_token * MIN_CONTEXT:  # not even a small context fits
         raise ModelError(f"model needs about {_gib(model_bytes + _COMPUTE_OVERHEAD)} plus its KV cache, "
                          f"but the memory budget is {_gib(budget)} (raise --memory or pick a smaller model)")
-    limit = min(settings.ctx or model_context, _tokens_affordable(shape, settings.kv_type, kv_room, model_context))
+    scratch = shape.scratch_bytes_per_token(needs_flash_attention(settings.kv_type, settings.gpu_layers))
+    affordable = _tokens_affordable(shape, settings.kv_type, scratch, kv_room, model_context)
+    limit = min(settings.ctx or model_context, affordable)
     room = PROMPT_ROOM + settings.max_answer_tokens
     base = dict(repo_tokens=repo_tokens, model_context=model_context, kv_bytes_per_token=per_token,
                 budget_bytes=budget, model_bytes=model_bytes, context_limit=limit,
@@ -178,12 +196,14 @@ def make_plan(model_path: Path, repo_tokens: int, settings: Settings, effort: st
     return Plan(mode="retrieval", context=context, retrieval_tokens=max(context - room, 256), reason=reason, **base)
 
 
-def _tokens_affordable(shape: KVShape, kv_type: str, kv_room: int, model_context: int) -> int:
-    """Largest context whose KV cache fits in ``kv_room`` bytes (binary search: SWA layers make it non-linear)."""
+def _tokens_affordable(shape: KVShape, kv_type: str, scratch_per_token: int, kv_room: int,
+                       model_context: int) -> int:
+    """Largest context whose KV cache and attention scratch fit in ``kv_room`` bytes (binary search: SWA layers
+    make it non-linear)."""
     low, high = 0, model_context
     while low < high:
         middle = (low + high + 1) // 2
-        if shape.bytes_for(middle, kv_type) <= kv_room:
+        if shape.bytes_for(middle, kv_type) + middle * scratch_per_token <= kv_room:
             low = middle
         else:
             high = middle - 1

@@ -20,6 +20,7 @@ from typing import Callable
 from ..config import Settings
 from ..errors import EngineError
 from .context import SEQ_MAIN, ContextParams, LlamaContext, LlamaModel
+from .planner import needs_flash_attention
 from .models import check_adapter, model_fingerprint
 from .pagestore import LoadStatus, PageStore, chain_keys
 
@@ -63,7 +64,8 @@ def cache_identity(model_path: Path, settings: Settings) -> str:
     """Everything besides the tokens that decides the KV values: model, adapter, cache type, device."""
     lora = f"lora={model_fingerprint(check_adapter(Path(settings.lora)))};" if settings.lora else ""
     device = "gpu" if settings.gpu_layers else "cpu"
-    params = ContextParams(n_ctx=0, kv_type=settings.kv_type)
+    params = ContextParams(n_ctx=0, kv_type=settings.kv_type,
+                           flash_attn=needs_flash_attention(settings.kv_type, settings.gpu_layers))
     return f"model={model_fingerprint(model_path)};{lora}{params.cache_identity()};{device}"
 
 
@@ -87,8 +89,11 @@ class Engine:
             self.close_context()
             lora = Path(self.settings.lora) if self.settings.lora else None
             params = ContextParams(n_ctx=n_ctx, threads=self.settings.threads, kv_type=self.settings.kv_type,
-                                   lora=lora)
+                                   lora=lora, flash_attn=needs_flash_attention(self.settings.kv_type,
+                                                                               self.settings.gpu_layers))
             self.context = LlamaContext(self.model, params)
+        else:
+            self.context.refit_threads()
         return self.context
 
     def load_prefix(self, pages: list[list[int]], store: PageStore,
