@@ -16,7 +16,7 @@ from .engine.context import LlamaModel
 from .engine.models import resolve_model
 from .engine.pagestore import PageStore, chain_keys
 from .engine.planner import Plan, context_bucket, make_plan
-from .engine.session import Engine, cache_identity, split_pages
+from .engine.session import Engine, Generation, PrefixStats, cache_identity, split_pages
 from .errors import ConfigError, EngineError, RepositoryError
 from .history import stability_order
 from .prompt import Prompt, Prompter, RenderedFile, render_file
@@ -94,12 +94,19 @@ def _answer(repo: _Repository, question: str, settings: Settings, effort: str, e
     store = PageStore(Path(settings.cache_dir), engine.identity, settings.kv_cache_size)
     stats = engine.load_prefix(split_pages(prompt.tokens, settings.page_tokens), store, on_progress)
     generation = engine.generate(question_tokens, len(prompt.tokens), settings.max_answer_tokens, on_text)
-    coverage = {
+    coverage = _coverage(repo, plan, prompt, len(question_tokens), stats, generation, started)
+    return AskResult(question, generation.text, check_citations(generation.text, prompt.shown), coverage)
+
+
+def _coverage(repo: _Repository, plan: Plan, prompt: Prompt, question_tokens: int, stats: PrefixStats,
+              generation: Generation, started: float) -> dict[str, Any]:
+    """What the answer was based on and what it cost: the coverage line of `repochat ask`."""
+    return {
         "mode": plan.mode,
         "files_in_context": len(prompt.paths) if plan.mode == "whole" else 0,
         "files_retrieved": len(prompt.paths) if plan.mode == "retrieval" else 0,
         "files_left_out": len(repo.files) - len(prompt.paths) + repo.unreadable + _skipped(repo.walked),
-        "context_tokens": len(prompt.tokens) + len(question_tokens) + generation.tokens,
+        "context_tokens": len(prompt.tokens) + question_tokens + generation.tokens,
         "repo_tokens": plan.repo_tokens,
         "cache": stats.cache,
         "restored_tokens": stats.restored_tokens + stats.memory_tokens,
@@ -107,7 +114,7 @@ def _answer(repo: _Repository, question: str, settings: Settings, effort: str, e
         "pages": stats.pages_total,
         "pages_restored": stats.pages_restored + stats.pages_in_memory,
         "pages_saved": stats.pages_saved,
-        "question_tokens": len(question_tokens),
+        "question_tokens": question_tokens,
         "answer_tokens": generation.tokens,
         "stopped": generation.stopped,
         "restore_s": round(stats.restore_seconds, 3),
@@ -117,7 +124,6 @@ def _answer(repo: _Repository, question: str, settings: Settings, effort: str, e
         "notices": stats.notices,
         "plan": plan.reason,
     }
-    return AskResult(question, generation.text, check_citations(generation.text, prompt.shown), coverage)
 
 
 def _skipped(walked: WalkResult) -> int:
