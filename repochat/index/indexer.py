@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -14,8 +11,7 @@ from typing import Any, Callable, Iterator
 from ..config import Settings
 from ..records import Chunk, SourceFile, Symbol
 from ..repo.filters import content_skip_reason, decode_text
-from ..repo.walk import WalkResult, walk_repository
-from ..tokens import count_tokens
+from ..repo.walk import walk_repository
 from .embedder import embedder_id, load_embedder
 from .identifiers import identifier_words, searchable, split_identifier, words_of_code
 from .parse import parse_file
@@ -26,8 +22,7 @@ WRITE_BATCH_FILES = 1000  # files per write: bounds memory, and an interrupted r
 EMBED_BATCH = 32
 PUBLISH_EVERY_BATCHES = 50
 INDEXED = "indexed"
-PARALLEL_MIN_FILES = 300  # below this, starting worker processes costs more than it saves
-UNEMBEDDED_LANGUAGES = {"text"}  # prose windows (.po, .txt data) cost embedding time and add little
+PROSE_LANGUAGES = {"text"}  # prose windows (.po, .txt data) cost embedding time and add little
 
 
 @dataclass
@@ -56,6 +51,7 @@ class _FileResult:
     symbols: list[Symbol] = field(default_factory=list)
     language: str = ""
     previous: dict[str, Any] | None = None  # the stored row, when only the mtime changed (same content)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # chunk rows, built where the file was parsed
 
 
 def open_for_update(root: Path, settings: Settings, rebuild: bool = False) -> tuple[IndexStore, str]:
@@ -88,7 +84,7 @@ def update_index(root: Path, settings: Settings, progress: Progress | None = Non
     store.ensure_fts()
     store.save_skipped(walk.skipped)
     store.publish_snapshot()
-    _fill_counts(store, summary, walk)
+    _fill_counts(store, summary, settings)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -139,28 +135,10 @@ def _pending_embeddings(store: IndexStore) -> dict[str, str]:
 
 def _parsed_batches(root: Path, changed: list[SourceFile],
                     stored: dict[str, dict[str, Any]]) -> Iterator[list[_FileResult]]:
-    """Parse in worker processes when there is enough work (tree-sitter and tokenizing are CPU-bound)."""
-    jobs = [(root, f, stored.get(f.path)) for f in changed]
-    workers = min(os.cpu_count() or 1, 8)
-    if len(jobs) < PARALLEL_MIN_FILES or workers < 2:
-        for batch in _batches(jobs, WRITE_BATCH_FILES):
-            yield [_index_file(*job) for job in batch]
-        return
-    # forkserver, not fork: a plain fork copies LanceDB's async runtime mid-operation (a deadlock risk). The server
-    # process imports the parser once; each worker forks from it ready to parse.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["repochat.index.parse", "repochat.tokens"])
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_warm_worker) as pool:
-        for batch in _batches(jobs, WRITE_BATCH_FILES):
-            yield list(pool.map(_index_job, batch, chunksize=16))
-
-
-def _warm_worker() -> None:
-    count_tokens("load the encoding")
-
-
-def _index_job(job: tuple[Path, SourceFile, dict[str, Any] | None]) -> _FileResult:
-    return _index_file(*job)
+    """Files parsed in batches. One process: worker processes were measured slower (Django: 10.6 s against 7.1 s),
+    since shipping the parsed text back costs more than the parsing they share."""
+    for batch in _batches(changed, WRITE_BATCH_FILES):
+        yield [_index_file(root, f, stored.get(f.path)) for f in batch]
 
 
 def _unchanged(row: dict[str, Any] | None, source: SourceFile) -> bool:
@@ -180,20 +158,22 @@ def _index_file(root: Path, source: SourceFile, row: dict[str, Any] | None) -> _
     if text is None:
         return _FileResult(source, sha, reason or "not_utf8")
     parsed = parse_file(source.path, text)
-    return _FileResult(source, sha, INDEXED, parsed.chunks, parsed.symbols, parsed.language)
+    return _FileResult(source, sha, INDEXED, parsed.chunks, parsed.symbols, parsed.language,
+                       rows=[chunk_record(c) for c in parsed.chunks])
 
 
 def _write(store: IndexStore, results: list[_FileResult]) -> None:
     reparsed = [r for r in results if r.previous is None]
-    rows = [chunk_record(c) for r in reparsed for c in r.chunks]
+    rows = [row for r in reparsed for row in r.rows]
     store.replace_content([r.source.path for r in reparsed], rows, [s for r in reparsed for s in r.symbols])
     store.replace_files([r.source.path for r in results], [_file_row(r) for r in results])
 
 
 def chunk_record(chunk: Chunk) -> dict[str, Any]:
     header = " ".join(split_identifier(chunk.symbol.replace(".", "_"))) if chunk.symbol else ""
-    text = searchable(f"{chunk.path}\n{header}\n{chunk.context}\n{chunk.text}")
-    key = "" if chunk.language in UNEMBEDDED_LANGUAGES else \
+    text = f"{chunk.path}\n{header}\n{chunk.context}\n{chunk.text}"
+    text = text if chunk.language in PROSE_LANGUAGES else searchable(text)  # prose has no identifiers
+    key = "" if chunk.language in PROSE_LANGUAGES else \
         hashlib.blake2b(embed_text(chunk).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
     return chunk_row(chunk, text, chunk_names(chunk), key)
 
@@ -214,11 +194,11 @@ def _file_row(result: _FileResult) -> dict[str, Any]:
             "chunks": len(result.chunks), "tokens": sum(c.tokens for c in result.chunks)}
 
 
-def _fill_counts(store: IndexStore, summary: IndexSummary, walk: WalkResult) -> None:
+def _fill_counts(store: IndexStore, summary: IndexSummary, settings: Settings) -> None:
     summary.chunks = store.table("chunks").count_rows()
     summary.symbols = store.table("symbols").count_rows()
     summary.skipped = store.skip_counts()
-    summary.vectors_pending = count_pending_embeddings(store) if store.meta.get("embedder") else 0
+    summary.vectors_pending = count_pending_embeddings(store) if settings.embeddings else 0
 
 
 def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
