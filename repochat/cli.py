@@ -2,61 +2,17 @@
 
 from __future__ import annotations
 
-import functools
-import json
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
-from rich.console import Console
 
-from .config import Settings, load_settings
-from .errors import RepochatError
+from .cli_common import emit_json, handle_errors, json_option, model_options, out, repo_option, settings_for
+from .cli_review import hook, review
+from .cli_serve import serve, watch
 from .progress import progress_reporter
-from .repo.walk import check_root, find_root
-
-out = Console(highlight=False, soft_wrap=True)
-
-
-def handle_errors(exit_code: int = 1) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """RepochatError -> one line on stderr and a non-zero exit; REPOCHAT_DEBUG=1 keeps the traceback."""
-    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(command)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return command(*args, **kwargs)
-            except RepochatError as exc:
-                if os.environ.get("REPOCHAT_DEBUG"):
-                    raise
-                click.echo(f"repochat: error: {exc}", err=True)
-                sys.exit(exit_code)
-            except KeyboardInterrupt:
-                click.echo("repochat: interrupted", err=True)
-                sys.exit(130)
-        return run
-    return decorate
-
-
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
-
-
-def repo_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("-C", "--repo", "repo", default=None, type=click.Path(path_type=Path),
-                        help="Repository root (default: the git work tree containing the current directory).")(command)
-
-
-def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")(command)
-
-
-def settings_for(repo: Path | None, **overrides: Any) -> tuple[Path, Settings]:
-    """A path given explicitly is the root as it is; none means the git work tree around the current directory."""
-    root = check_root(repo) if repo is not None else find_root(Path.cwd())
-    return root, load_settings(root, overrides)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -193,25 +149,6 @@ def status(repo: Path | None, as_json: bool) -> None:
             out.print(f"  {key}: {value}" if key else f"  {value}")
 
 
-def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Options that choose the model and how it runs (ask, review, serve, status)."""
-    options = [
-        click.option("--model", help="A model name from `repochat models`, or a path to a GGUF file."),
-        click.option("--lora", type=click.Path(dir_okay=False), help="A LoRA adapter (GGUF) to apply."),
-        click.option("--memory", help="Memory budget for model + KV cache (e.g. 8GB; default: a share of free RAM)."),
-        click.option("--ctx", type=int, help="Context length (up to what the model allows)."),
-        click.option("--kv-type", type=click.Choice(["f16", "q8_0", "q4_0"]), help="KV cache type."),
-        click.option("--gpu-layers", type=int, help="Layers to offload to a GPU (needs a GPU build of llama.cpp)."),
-        click.option("--threads", type=int, help="CPU threads (default: all cores)."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-MODEL_KEYS = ("model", "lora", "memory", "ctx", "kv_type", "gpu_layers", "threads")
-
-
 @cli.command()
 @click.argument("question")
 @click.option("--effort", type=click.Choice(["low", "auto", "high"]), default="auto", show_default=True,
@@ -280,11 +217,7 @@ def models(repo: Path | None, as_json: bool, **options: Any) -> None:
 
 
 
-# Commands defined in their own modules; imported last because they use the helpers above.
-from .cli_review import hook, review  # noqa: E402
-from .cli_serve import serve, watch  # noqa: E402
-
-for _command in (review, hook, serve, watch):
+for _command in (review, hook, serve, watch):  # defined in their own modules
     cli.add_command(_command)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .cli import emit_json, handle_errors, json_option, out, repo_option, settings_for
+from .cli_common import emit_json, handle_errors, json_option, out, repo_option, settings_for
 from .review_diff import STAGED, WORKTREE
 from .review_format import (EXIT_NOT_RUN, FAIL_LEVELS, ReviewReport, check_fail_on, exit_code, text_lines,
                             to_sarif)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli import handle_errors, json_option, repo_option, settings_for
+from .cli_common import handle_errors, json_option, repo_option, settings_for
 
 if TYPE_CHECKING:
     from .index.indexer import IndexSummary

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from .config import Settings
-from .errors import ConfigError, RepochatError, RepositoryError
+from .errors import ConfigError, RepositoryError
 from .index.store import IndexStore
 from .repo.walk import read_checked, walk_repository
 from .watch import IndexGate, IndexWatcher

@@ -26,7 +26,7 @@ from repo_support import git, write_files
 from repochat.config import Settings
 from repochat.engine.models import resolve_model
 
-SERVE = [sys.executable, "-c", "from repochat.cli_serve import serve; serve()"]
+SERVE = [sys.executable, "-m", "repochat", "serve"]
 TOOLS = {"search_code", "ask", "review_diff", "find_symbol", "find_references", "repo_map", "index_status"}
 FILES = {
     "taskq/queue.py": ('"""A priority queue of jobs ordered by run time."""\n\nimport heapq\n\n\n'

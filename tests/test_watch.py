@@ -143,7 +143,7 @@ def test_the_gate_lets_readers_share_and_keeps_writers_alone() -> None:
 
 def test_the_watch_command_reports_each_update_and_stops_on_sigterm(make_repo: Callable[..., Path]) -> None:
     root = make_repo({"src/app.py": "def first():\n    pass\n"})
-    command = [sys.executable, "-c", "from repochat.cli_serve import watch; watch()", "-C", str(root), "--json",
+    command = [sys.executable, "-m", "repochat", "watch", "-C", str(root), "--json",
                "--no-embed"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None
