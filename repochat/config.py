@@ -45,7 +45,7 @@ class Settings:
     page_tokens: int = 1024  # tokens per KV page
     kv_cache_size: int = 20 * 1024**3  # bytes of KV pages kept on disk before LRU eviction
     gpu_layers: int = 0
-    threads: int = 0  # 0 = all cores
+    threads: int = 0  # 0 = one thread per idle core (fitted to the machine's load)
     max_answer_tokens: int = 512
     fail_on: str = "error"  # review: error, warning, info or never
     review_skip: tuple[str, ...] = ()  # review: gitignore-style patterns of paths not to review

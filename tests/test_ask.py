@@ -24,7 +24,7 @@ from repochat.prompt import Prompter, render_file
 pytestmark = pytest.mark.model
 
 JOBS = "\n".join(
-    [f'"""Job definitions."""', "", "from dataclasses import dataclass, field", "", ""]
+    ['"""Job definitions."""', "", "from dataclasses import dataclass, field", "", ""]
     + [line for n in range(8) for line in (
         "@dataclass", f"class Job{n}:", f'    """Job kind {n}: runs step {n} of the pipeline."""', "    id: str",
         "    attempts: int = 0", "    tags: list[str] = field(default_factory=list)", "",
