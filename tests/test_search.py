@@ -99,3 +99,17 @@ def test_repo_map_ranks_referenced_definitions_and_respects_budget(store: IndexS
     text, used = render_map(entries, 120)
     assert 0 < used <= 120 and count_tokens(text) <= 120 + 10
     assert "taskq/queue.py:" in text
+
+
+def test_retrieval_context_is_a_map_then_exact_excerpts_within_budget(tmp_path: Path) -> None:
+    from repochat.retrieve.context import MAP_PATH, retrieval_context
+
+    root = tmp_path / "demo"
+    shutil.copytree(DEMO, root)
+    excerpts = retrieval_context(root, load_settings(root), "How does Worker._failed decide to retry a job?", 900)
+    assert excerpts[0].path == MAP_PATH and excerpts[0].text.startswith("taskq/")
+    assert excerpts[1].path == "taskq/worker.py"  # the definition the question names comes first
+    for excerpt in excerpts[1:]:
+        lines = (root / excerpt.path).read_text().splitlines()
+        assert excerpt.text.splitlines() == lines[excerpt.start_line - 1:excerpt.end_line]
+    assert count_tokens("\n".join(e.text for e in excerpts)) <= 900

@@ -10,9 +10,13 @@ from pathlib import Path
 from ..config import Settings
 from ..index.indexer import count_pending_embeddings, embed_pending, update_index
 from ..index.store import IndexStore
+from .repomap import rank_definitions, render_map
 from .search import SearchHit, search
 from .symbols import find_symbols
 
+MAP_PATH = "repository map"  # not a file: citations of it are flagged as not in the context
+MAP_TOKENS = 400  # at most this much of the budget goes to the map ...
+MAP_SHARE = 8  # ... and at most an eighth of it
 SEARCH_DEPTH = 40  # hits considered; the budget usually ends the list first
 EMBED_ON_ASK_LIMIT = 400  # pending vectors computed before answering (~5 s); more are left to `repochat index`
 LINE_OVERHEAD_TOKENS = 2  # the "123|" prefix each line gets when rendered
@@ -29,10 +33,24 @@ class Excerpt:
 
 
 def retrieval_context(root: Path, settings: Settings, question: str, budget_tokens: int) -> list[Excerpt]:
-    """Excerpts for the question, most relevant first, that together fit budget_tokens (estimated)."""
+    """A repo map of the files around the answer, then excerpts for the question, most relevant first; together
+    within budget_tokens (estimated)."""
     store = fresh_index(root, settings)
     candidates = named_definitions(store, question) + search(
         store, question, k=SEARCH_DEPTH, embedding_model=settings.embedding_model)
+    map_budget = min(MAP_TOKENS, budget_tokens // MAP_SHARE)
+    chosen = _fit(candidates, budget_tokens - map_budget)
+    overview = repo_map_excerpt(store, {h.path for h in chosen}, map_budget)
+    return ([overview] if overview else []) + [Excerpt(h.path, h.start_line, h.end_line, h.text) for h in chosen]
+
+
+def repo_map_excerpt(store: IndexStore, focus: set[str], max_tokens: int) -> Excerpt | None:
+    """The most important definitions, ranked towards the retrieved files: where the excerpts sit in the whole."""
+    text, _used = render_map(rank_definitions(store, focus_paths=focus), max_tokens)
+    return Excerpt(MAP_PATH, 1, text.count("\n") + 1, text) if text else None
+
+
+def _fit(candidates: list[SearchHit], budget_tokens: int) -> list[SearchHit]:
     chosen: list[SearchHit] = []
     used = 0
     for hit in candidates:
@@ -41,7 +59,7 @@ def retrieval_context(root: Path, settings: Settings, question: str, budget_toke
             continue
         chosen.append(hit)
         used += cost
-    return [Excerpt(h.path, h.start_line, h.end_line, h.text) for h in chosen]
+    return chosen
 
 
 def fresh_index(root: Path, settings: Settings) -> IndexStore:
