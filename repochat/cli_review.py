@@ -10,11 +10,12 @@ import json
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TextIO
 
 import click
 
 from .cli_common import emit_json, handle_errors, json_option, out, repo_option, settings_for
-from .review_diff import STAGED, WORKTREE
+from .review_diff import STAGED, WORKTREE, commit_from_patch
 from .review_format import (EXIT_NOT_RUN, FAIL_LEVELS, ReviewReport, check_fail_on, exit_code, text_lines,
                             to_sarif)
 
@@ -30,6 +31,8 @@ def _version() -> str:
 @click.option("--staged", "target", flag_value=STAGED, default=True, help="Review the staged changes (default).")
 @click.option("--worktree", "target", flag_value=WORKTREE, help="Review all uncommitted changes in the work tree.")
 @click.option("--range", "revision_range", metavar="A..B", help="Review a range of commits (A..B, A...B or one commit).")
+@click.option("--patch", type=click.File("r", encoding="utf-8"), metavar="FILE",
+              help="Review a unified diff against HEAD from FILE ('-' for stdin), without applying it.")
 @click.option("--sarif", is_flag=True, help="Print SARIF 2.1.0 (for code-scanning tools and editors).")
 @click.option("--fail-on", type=click.Choice(FAIL_LEVELS), default=None,
               help="Lowest severity that fails the review (default: setting fail_on, else error).")
@@ -37,14 +40,16 @@ def _version() -> str:
 @repo_option
 @json_option
 @handle_errors(exit_code=EXIT_NOT_RUN)
-def review(target: str, revision_range: str | None, sarif: bool, fail_on: str | None, strict: bool,
-           repo: Path | None, as_json: bool) -> None:
+def review(target: str, revision_range: str | None, patch: TextIO | None, sarif: bool, fail_on: str | None,
+           strict: bool, repo: Path | None, as_json: bool) -> None:
     """Review a change with the repository as context: findings with severity, path:line and a suggestion."""
     from .progress import progress_reporter
     from .review import review as run_review
 
     root, settings = settings_for(repo, fail_on=fail_on)
     threshold = check_fail_on(settings.fail_on)
+    if patch is not None:
+        revision_range = commit_from_patch(root, patch.read())
     with progress_reporter(not (as_json or sarif)) as report_progress:
         report = run_review(root, settings, revision_range or target, on_progress=report_progress)
     _print_report(report, threshold, root, as_json, sarif)

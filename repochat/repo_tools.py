@@ -144,11 +144,15 @@ class RepoTools:
         return result.as_dict()
 
     def review_diff(self, target: str = "staged", progress: Progress | None = None) -> dict[str, Any]:
-        """Review 'staged', 'worktree', or a revision range ('A..B', 'A...B', one commit) on the loaded engine."""
+        """Review 'staged', 'worktree', a revision range ('A..B', 'A...B', one commit) or a pasted unified diff
+        (applied to HEAD in a scratch index) on the loaded engine."""
         from .review import review
-        from .review_diff import STAGED, WORKTREE
+        from .review_diff import STAGED, WORKTREE, commit_from_patch
 
-        resolved = {"staged": STAGED, "worktree": WORKTREE}.get(target.strip()) or _revision_range(target)
+        if _is_patch(target):
+            resolved = commit_from_patch(self.root, target)
+        else:
+            resolved = {"staged": STAGED, "worktree": WORKTREE}.get(target.strip()) or _revision_range(target)
         engine = self.engine(progress)
         with self.gate.write():  # a staged review writes the staged blobs' symbols into the index
             report = review(self.root, self.settings, resolved, engine=engine, on_progress=progress)
@@ -161,12 +165,13 @@ class RepoTools:
                 self._engine = None
 
 
+def _is_patch(target: str) -> bool:
+    return target.lstrip().startswith(("diff --git ", "--- ")) and "\n" in target.strip()
+
+
 def _revision_range(target: str) -> str:
     """A revision range from a client: no option-like or multi-line values (they would reach git's command line)."""
     target = target.strip()
-    if target.startswith(("diff ", "--- ", "@@")) or "\n" in target:
-        raise ConfigError("reviewing pasted diff text is not supported; stage the change and pass 'staged', or pass "
-                          "'worktree' or a revision range such as 'main..HEAD'")
     if not target or target.startswith("-") or not re.fullmatch(r"[\w./@^~:{}-]+(\.\.\.?[\w./@^~:{}-]*)?", target):
         raise ConfigError(f"not a revision range: {target!r} (use 'staged', 'worktree', 'A..B', 'A...B' or a commit)")
     return target

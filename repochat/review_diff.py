@@ -8,7 +8,9 @@ no unified-diff text (quoted paths, binary markers, combined merge diffs) has to
 from __future__ import annotations
 
 import difflib
+import os
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +68,32 @@ def git_output(root: Path, *args: str, data: bytes | None = None) -> bytes:
         message = exc.stderr.decode("utf-8", "replace").strip().splitlines()
         raise ReviewError(f"git {args[0]} failed: {message[-1] if message else exc.returncode}") from exc
     return done.stdout
+
+
+def commit_from_patch(root: Path, patch: str) -> str:
+    """A commit object holding HEAD plus a unified diff, made in a scratch index: the work tree, the real index and
+    every branch stay as they are (the object is unreferenced, and git's gc removes it). Review it like any commit."""
+    if not is_git_repository(root):
+        raise ReviewError(f"{root}: not a git work tree (review needs git)")
+    head = _rev(root, "HEAD")
+    with tempfile.TemporaryDirectory() as scratch:
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        _git_env(root, env, "read-tree", head or "--empty")
+        _git_env(root, env, "apply", "--cached", "--whitespace=nowarn", "-", data=patch.encode("utf-8"))
+        tree = _git_env(root, env, "write-tree").strip()
+        parents = ["-p", head] if head else []
+        commit_env = {**env, "GIT_AUTHOR_NAME": "repochat", "GIT_AUTHOR_EMAIL": "repochat@localhost",
+                      "GIT_COMMITTER_NAME": "repochat", "GIT_COMMITTER_EMAIL": "repochat@localhost"}
+        return _git_env(root, commit_env, "commit-tree", tree, *parents, "-m", "patch under review").strip()
+
+
+def _git_env(root: Path, env: dict[str, str], *args: str, data: bytes | None = None) -> str:
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], input=data, capture_output=True, check=True, env=env)
+    except subprocess.CalledProcessError as exc:
+        message = exc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise ReviewError(f"the patch does not apply to HEAD: {message[-1] if message else exc.returncode}") from exc
+    return done.stdout.decode("utf-8", "replace")
 
 
 def _rev(root: Path, name: str) -> str | None:

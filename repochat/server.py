@@ -206,7 +206,8 @@ def build_server(tools: RepoTools, gate: IndexGate, queue: ModelQueue) -> Repoch
                              "staged changes by default.")
     async def review_diff(
         target: Annotated[str, Field(description="'staged' (default), 'worktree' (all uncommitted changes), or a "
-                                                 "revision range: 'A..B', 'A...B' or one commit.")] = "staged",
+                                                 "revision range: 'A..B', 'A...B' or one commit, or the text of a unified diff "
+                                                 "against HEAD (as `git diff` prints it).")] = "staged",
         ctx: Context[Any, Any] | None = None,
     ) -> dict[str, Any]:
         def job(token: CancelToken) -> dict[str, Any]:

@@ -144,3 +144,11 @@ def test_review_command_outputs_and_exit_codes_without_a_model_run(make_repo: Ca
     assert done.exit_code == 0, done.output
     assert "not reviewed: logo.png (binary)" in done.output
     assert "0 file(s) reviewed" in done.output
+
+
+def test_review_patch_of_a_file_that_does_not_apply_is_a_clean_refusal(make_repo: Callable[..., Path]) -> None:
+    root = make_repo({"a.py": "x = 1\n"})
+    patch = root.parent / "bad.patch"
+    patch.write_text("diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-y = 1\n+y = 2\n")
+    result = CliRunner().invoke(cli, ["review", "--patch", str(patch), "-C", str(root)])
+    assert result.exit_code == 2 and "does not apply" in result.output and "Traceback" not in result.output

@@ -100,3 +100,17 @@ def test_bad_input_is_a_review_error(make_repo: Callable[..., Path], tmp_path: P
     plain.mkdir()
     with pytest.raises(ReviewError, match="not a git work tree"):
         load_change(plain, STAGED)
+
+
+def test_a_pasted_patch_becomes_a_reviewable_commit_without_touching_the_repository(make_repo) -> None:
+    from repochat.review_diff import commit_from_patch, load_change
+
+    root = make_repo({"calc.py": "def add(a, b):\n    return a + b\n"})
+    (root / "calc.py").write_text("def add(a, b):\n    return a - b\n", encoding="utf-8")
+    patch = git(root, "diff")
+    git(root, "checkout", "--", "calc.py")
+    head_before = git(root, "rev-parse", "HEAD")
+    commit = commit_from_patch(root, patch)
+    change = load_change(root, commit)
+    assert [f.path for f in change.files] == ["calc.py"] and change.files[0].added_lines() == {2}
+    assert git(root, "rev-parse", "HEAD") == head_before and git(root, "status", "--porcelain") == ""

@@ -306,7 +306,8 @@ def test_editor_examples_start_repochat_serve(config: str) -> None:
 
 
 @pytest.mark.parametrize("target, refusal", [("--output=/tmp/owned", "not a revision range"),
-                                             ("diff --git a/x b/x\n--- a/x\n+++ b/x\n", "not supported")])
+                                             ("diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n",
+                                              "does not apply")])
 def test_review_diff_refuses_what_is_not_a_target(server: Server, target: str, refusal: str) -> None:
     assert refusal in server.error("review_diff", {"target": target})
 
@@ -321,3 +322,17 @@ def test_review_diff_reviews_the_staged_change_on_the_loaded_model(server: Serve
     assert report["ran"], report["notice"]
     assert report["reviewed"] == ["taskq/worker.py"]
     assert all(finding["path"] == "taskq/worker.py" for finding in report["findings"])
+
+
+@pytest.mark.model
+def test_review_diff_reviews_a_pasted_patch_without_touching_the_repository(server: Server) -> None:
+    worker = server.root / "taskq" / "worker.py"
+    original = worker.read_text(encoding="utf-8")
+    worker.write_text(original.replace("MAX_RETRIES = 3", "MAX_RETRIES = 0"), encoding="utf-8")
+    patch = git(server.root, "diff", "--", "taskq/worker.py")
+    worker.write_text(original, encoding="utf-8")
+    status = git(server.root, "status", "--porcelain")
+    report = server.data("review_diff", {"target": patch})
+    assert report["ran"], report["notice"]
+    assert report["reviewed"] == ["taskq/worker.py"]
+    assert git(server.root, "status", "--porcelain") == status and worker.read_text(encoding="utf-8") == original
