@@ -42,10 +42,6 @@ FTS_COLUMNS = ("search_text", "names")  # the whole text, and the definition's n
 FTS_CONFIG = dict(base_tokenizer="icu", stem=True, remove_stop_words=True, ascii_folding=True, lower_case=True)
 
 
-def vectors_schema(dim: int) -> pa.Schema:
-    return pa.schema([("embed_key", pa.string()), ("vector", pa.list_(pa.float32(), dim))])
-
-
 def sql_quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 

@@ -1,4 +1,5 @@
-"""Hybrid search: LanceDB full-text (BM25) and vector search, fused by reciprocal rank."""
+"""Hybrid search: four ranked lists fused by weighted reciprocal rank — LanceDB full-text (BM25) over the text, over
+the definition names and parameters alone, definitions named exactly in the query, and MiniLM vectors."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ CANDIDATES = 50  # per leg, before fusion
 # The name field (definition names and parameters) is the strongest single list by far.
 WEIGHTS = {"text": 0.5, "names": 3.0, "exact": 1.0, "vector": 0.5}
 # Tests, docs, examples and changelogs repeat the words of the code they describe; a question about code is
-# usually about the code itself, so their fused score is halved (they still show up when nothing else matches).
+# usually about the code itself, so their fused score is scaled down (they still show up when nothing else matches).
 SECONDARY_PATHS = re.compile(
     r"(^|/)(tests?|testing|spec|docs?|examples?|samples?|benchmarks?)/|(^|/)test_[^/]*$|_(test|spec)\.\w+$"
     r"|\.(md|rst|txt|adoc)$|(^|/)(CHANGES|CHANGELOG|HISTORY|NEWS)[^/]*$", re.I)
