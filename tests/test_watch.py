@@ -76,7 +76,10 @@ def test_a_burst_of_changes_is_one_update(watched: Callable[..., IndexWatcher]) 
     for number in range(40):  # like a formatter rewriting a whole package
         (watcher.root / f"pkg/mod_{number}.py").parent.mkdir(exist_ok=True)
         (watcher.root / f"pkg/mod_{number}.py").write_text(f"def func_{number}():\n    pass\n", encoding="utf-8")
-    time.sleep(0.2)  # let the observer deliver the last events before waiting for the update
+    deadline = time.monotonic() + SETTLE_S  # events arrive asynchronously: wait for the update they cause ...
+    while watcher.state.updates < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(2.0)  # ... then longer than the debounce, so that a second update for the same burst would show
     assert watcher.wait_idle(SETTLE_S)
     assert watcher.state.updates == 2, f"expected the initial update plus one, got {watcher.state.updates}"
     assert all(_definitions(watcher, f"func_{n}") == [f"pkg/mod_{n}.py"] for n in range(40))
