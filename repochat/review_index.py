@@ -8,15 +8,14 @@ file by content hash and keeps these rows when the two agree (no reparse) or red
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from .config import Settings
 from .index.indexer import INDEXED
-from .index.indexer import chunk_record
+from .index.indexer import chunk_record, content_hash
 from .index.parse import parse_file
 from .index.store import IndexStore
-from .repo.filters import content_skip_reason, decode_text, path_skip_reason
+from .repo.filters import indexable_text, path_skip_reason
 from .review_diff import Change, FileChange
 
 _RECHECK_MTIME = 0.0  # no real file has it: the indexer's size+mtime shortcut never trusts these rows
@@ -46,11 +45,10 @@ def index_change(store: IndexStore, change: Change, settings: Settings) -> int:
 
 def _index_blob(store: IndexStore, file: FileChange, settings: Settings) -> None:
     data = file.staged_bytes or b""
-    sha = hashlib.blake2b(data, digest_size=16).hexdigest()
+    sha = content_hash(data)
     row = {"path": file.path, "sha": sha, "size": len(data), "mtime": _RECHECK_MTIME, "language": "",
            "status": INDEXED, "chunks": 0, "tokens": 0}
-    reason = ("too_large" if len(data) > settings.max_file_size else None) or content_skip_reason(data)
-    text = None if reason else decode_text(data)
+    text, reason = (None, "too_large") if len(data) > settings.max_file_size else indexable_text(data)
     if text is None:
         store.replace_content([file.path], [], [])
         store.replace_files([file.path], [{**row, "status": reason or "not_utf8"}])

@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator
 
 from ..config import Settings
 from ..records import Chunk, SourceFile, Symbol
-from ..repo.filters import content_skip_reason, decode_text
+from ..repo.filters import indexable_text
 from ..repo.walk import walk_repository
 from .embedder import embedder_id, load_embedder
 from .identifiers import identifier_words, searchable, split_identifier, words_of_code
@@ -150,16 +150,20 @@ def _index_file(root: Path, source: SourceFile, row: dict[str, Any] | None) -> _
         data = (root / source.path).read_bytes()
     except OSError:
         return _FileResult(source, "", "unreadable")
-    sha = hashlib.blake2b(data, digest_size=16).hexdigest()
+    sha = content_hash(data)
     if row and row["sha"] == sha:
         return _FileResult(source, sha, row["status"], language=row["language"], previous=row)
-    reason = content_skip_reason(data)
-    text = None if reason else decode_text(data)
+    text, reason = indexable_text(data)
     if text is None:
         return _FileResult(source, sha, reason or "not_utf8")
     parsed = parse_file(source.path, text)
     return _FileResult(source, sha, INDEXED, parsed.chunks, parsed.symbols, parsed.language,
                        rows=[chunk_record(c) for c in parsed.chunks])
+
+
+def content_hash(data: bytes) -> str:
+    """The key an unchanged file is recognised by (mtimes lie after checkouts and copies)."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _write(store: IndexStore, results: list[_FileResult]) -> None:
@@ -174,7 +178,7 @@ def chunk_record(chunk: Chunk) -> dict[str, Any]:
     text = f"{chunk.path}\n{header}\n{chunk.context}\n{chunk.text}"
     text = text if chunk.language in PROSE_LANGUAGES else searchable(text)  # prose has no identifiers
     key = "" if chunk.language in PROSE_LANGUAGES else \
-        hashlib.blake2b(embed_text(chunk).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+        content_hash(embed_text(chunk).encode("utf-8", "surrogatepass"))
     return chunk_row(chunk, text, chunk_names(chunk), key)
 
 

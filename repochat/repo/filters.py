@@ -86,6 +86,13 @@ def decode_text(data: bytes) -> str | None:
         return text if text.count("\ufffd") * 200 <= max(len(text), 1) else None
 
 
+def indexable_text(data: bytes) -> tuple[str | None, str | None]:
+    """(text, None) for content that may be indexed, else (None, the reason it may not)."""
+    reason = content_skip_reason(data)
+    text = None if reason else decode_text(data)
+    return (text, None) if text is not None else (None, reason or "not_utf8")
+
+
 def content_skip_reason(data: bytes) -> str | None:
     """Reason to skip a file from its bytes, or None. Called once, when the file is read for indexing."""
     if b"\x00" in data[:_SNIFF_BYTES]:

@@ -13,7 +13,7 @@ import pathspec
 from ..config import Settings
 from ..errors import RepositoryError
 from ..records import SourceFile
-from .filters import content_skip_reason, decode_text, path_skip_reason
+from .filters import indexable_text, path_skip_reason
 
 IGNORE_FILE = ".repochatignore"
 
@@ -80,11 +80,7 @@ def read_checked(root: Path, rel: str) -> tuple[str | None, str | None]:
         return None, "deleted"
     except OSError:
         return None, "unreadable"
-    reason = content_skip_reason(data)
-    if reason:
-        return None, reason
-    text = decode_text(data)
-    return (text, None) if text is not None else (None, "not_utf8")
+    return indexable_text(data)
 
 
 def _stat_file(root: Path, rel: str, settings: Settings, result: WalkResult) -> str | None:
