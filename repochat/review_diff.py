@@ -59,9 +59,9 @@ class Change:
     files: list[FileChange]
 
 
-def git_output(root: Path, *args: str, data: bytes | None = None) -> bytes:
+def git_output(root: Path, *args: str, data: bytes | None = None, env: dict[str, str] | None = None) -> bytes:
     try:
-        done = subprocess.run(["git", "-C", str(root), *args], input=data, capture_output=True, check=True)
+        done = subprocess.run(["git", "-C", str(root), *args], input=data, capture_output=True, check=True, env=env)
     except FileNotFoundError as exc:
         raise ReviewError("git is not installed") from exc
     except subprocess.CalledProcessError as exc:
@@ -78,22 +78,17 @@ def commit_from_patch(root: Path, patch: str) -> str:
     head = _rev(root, "HEAD")
     with tempfile.TemporaryDirectory() as scratch:
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(scratch) / "index")}
-        _git_env(root, env, "read-tree", head or "--empty")
-        _git_env(root, env, "apply", "--cached", "--whitespace=nowarn", "-", data=patch.encode("utf-8"))
-        tree = _git_env(root, env, "write-tree").strip()
+        git_output(root, "read-tree", head or "--empty", env=env)
+        try:
+            git_output(root, "apply", "--cached", "--whitespace=nowarn", "-", data=patch.encode("utf-8"), env=env)
+        except ReviewError as exc:
+            raise ReviewError(f"the patch does not apply to HEAD: {exc}") from exc
+        tree = git_output(root, "write-tree", env=env).decode().strip()
         parents = ["-p", head] if head else []
         commit_env = {**env, "GIT_AUTHOR_NAME": "repochat", "GIT_AUTHOR_EMAIL": "repochat@localhost",
                       "GIT_COMMITTER_NAME": "repochat", "GIT_COMMITTER_EMAIL": "repochat@localhost"}
-        return _git_env(root, commit_env, "commit-tree", tree, *parents, "-m", "patch under review").strip()
-
-
-def _git_env(root: Path, env: dict[str, str], *args: str, data: bytes | None = None) -> str:
-    try:
-        done = subprocess.run(["git", "-C", str(root), *args], input=data, capture_output=True, check=True, env=env)
-    except subprocess.CalledProcessError as exc:
-        message = exc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise ReviewError(f"the patch does not apply to HEAD: {message[-1] if message else exc.returncode}") from exc
-    return done.stdout.decode("utf-8", "replace")
+        commit = git_output(root, "commit-tree", tree, *parents, "-m", "patch under review", env=commit_env)
+        return commit.decode().strip()
 
 
 def _rev(root: Path, name: str) -> str | None:
