@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Settings
-from ..index.indexer import count_pending_embeddings, embed_pending, update_index
+from ..index.indexer import embed_pending, update_index
 from ..index.store import IndexStore
 from .repomap import rank_definitions, render_map
 from .search import SearchHit, search
@@ -64,10 +64,9 @@ def _fit(candidates: list[SearchHit], budget_tokens: int) -> list[SearchHit]:
 
 def fresh_index(root: Path, settings: Settings) -> IndexStore:
     """The index brought up to date (incremental, cheap when nothing changed), with vectors when few are missing."""
-    update_index(root, settings)
-    writer = IndexStore.open(settings.index_path(root), pinned=False)
-    if settings.embeddings and 0 < count_pending_embeddings(writer) <= EMBED_ON_ASK_LIMIT:
-        embed_pending(writer, settings)
+    summary = update_index(root, settings)  # counts the vectors still missing when embeddings are on
+    if 0 < summary.vectors_pending <= EMBED_ON_ASK_LIMIT:
+        embed_pending(IndexStore.open(settings.index_path(root), pinned=False), settings)
     return IndexStore.open(settings.index_path(root))
 
 
