@@ -39,7 +39,7 @@ def index(path: Path | None, rebuild: bool, no_embed: bool, max_file_size: str |
             _print_index_summary(summary)
         if settings.embeddings and summary.vectors_pending:
             from .index.store import IndexStore
-            summary.embedded = embed_pending(IndexStore.open(settings.index_path(root)), settings, report)
+            summary.embedded = embed_pending(IndexStore.open(settings.index_path(root), pinned=False), settings, report)
             summary.vectors_pending -= summary.embedded
             if not as_json:
                 out.print(f"embedded {summary.embedded} chunks")
