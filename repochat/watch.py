@@ -7,6 +7,10 @@ computed afterwards, in the same thread, and that work gives way as soon as new 
 
 Readers and the updater share an ``IndexGate``: an update holds it exclusively, so a query sees the index before the
 update or after it, never half of it.
+
+The observer never descends into .git/ (every git command writes there) nor into our own index folder: the root is
+watched without recursion, and each other top-level folder recursively; a top-level folder that appears later gets
+its own watch when its creation is seen.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Callable, Iterator
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from .config import Settings
 from .errors import RepochatError
@@ -92,18 +97,22 @@ class WatchState:
 
 
 class _ChangeCollector(FileSystemEventHandler):
-    def __init__(self, root: Path, ignored: tuple[Path, ...], on_change: Callable[[str], None]) -> None:
+    def __init__(self, root: Path, ignored: tuple[Path, ...], on_change: Callable[[str], None],
+                 on_top_folder: Callable[[str, bool], None]) -> None:
         self._root = root
         self._ignored = ignored
         self._on_change = on_change
+        self._on_top_folder = on_top_folder  # (name, exists): a top-level folder appeared or went away
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write") or (event.is_directory and event.event_type == "modified"):
             return  # reads change nothing; a folder's own mtime changes with its entries, which have their own events
-        for raw in (event.src_path, getattr(event, "dest_path", "")):
+        for raw, arrived in ((event.src_path, event.event_type == "created"), (getattr(event, "dest_path", ""), True)):
             rel = self._relative(raw)
             if rel:
                 self._on_change(rel)
+                if event.is_directory and "/" not in rel:
+                    self._on_top_folder(rel, arrived)
 
     def _relative(self, raw: str | bytes) -> str:
         path = Path(raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw)
@@ -116,6 +125,57 @@ class _ChangeCollector(FileSystemEventHandler):
         if not rel.parts or any(part in IGNORED_DIRS for part in rel.parts):
             return ""
         return rel.as_posix()
+
+
+class _TopLevelWatches:
+    """The observer's watches: the root without recursion (its own files, and folders appearing or going), and every
+    top-level folder recursively except the excluded ones, so that .git/ and the index folder are never watched."""
+
+    def __init__(self, observer: BaseObserver, root: Path, excluded: set[str]) -> None:
+        self._observer = observer
+        self._root = root
+        self._excluded = excluded
+        self._folders: dict[str, ObservedWatch] = {}
+        self._lock = threading.Lock()
+        self._handler: FileSystemEventHandler | None = None
+
+    def start(self, handler: FileSystemEventHandler) -> None:
+        self._handler = handler
+        self._observer.schedule(handler, str(self._root), recursive=False)
+        for child in sorted(self._root.iterdir()):
+            self.folder_changed(child.name, True)
+
+    def folder_changed(self, name: str, exists: bool) -> None:
+        """Add the watch of a top-level folder that appeared, drop the one of a folder that went away.
+
+        Runs in the observer's thread too, which holds the observer's lock: our own lock guards only the mapping and
+        is never held while calling the observer (the other order would deadlock with ``start``). Scheduling the
+        same folder twice yields the same watch, so a race between the two threads is harmless."""
+        path = self._root / name
+        if exists and name not in self._excluded and path.is_dir() and not path.is_symlink():
+            self._add(name, path)  # a symlinked folder may lead outside the repository; the walker skips it too
+        elif not exists and not path.is_dir():
+            self._drop(name)
+
+    def _add(self, name: str, path: Path) -> None:
+        assert self._handler is not None
+        try:
+            watch = self._observer.schedule(self._handler, str(path), recursive=True)
+        except OSError as exc:  # gone again before the watch was set (a temporary folder)
+            log.debug("not watching %s: %s", name, exc)
+            return
+        with self._lock:
+            self._folders[name] = watch
+
+    def _drop(self, name: str) -> None:
+        with self._lock:
+            watch = self._folders.pop(name, None)
+        if watch is None:
+            return
+        try:
+            self._observer.unschedule(watch)
+        except (KeyError, RuntimeError) as exc:  # the emitter already ended with its folder
+            log.debug("watch of %s already gone: %s", name, exc)
 
 
 class IndexWatcher:
@@ -141,12 +201,19 @@ class IndexWatcher:
         self._worker = threading.Thread(target=self._run, name="repochat-watch", daemon=True)
 
     def start(self) -> "IndexWatcher":
-        ignored = (self.settings.index_path(self.root).resolve(),)
-        self._observer.schedule(_ChangeCollector(self.root, ignored, self._changed), str(self.root), recursive=True)
+        index = self.settings.index_path(self.root).resolve()
+        excluded = {*IGNORED_DIRS, *([index.name] if index.parent == self.root.resolve() else [])}
+        watches = _TopLevelWatches(self._observer, self.root, excluded)
         self._observer.daemon = True
-        self._observer.start()
+        self._observer.start()  # first: a folder created while the watches are being set up is then seen as well
+        watches.start(_ChangeCollector(self.root, (index,), self._changed, watches.folder_changed))
         self._worker.start()
         return self
+
+    @property
+    def observer(self) -> BaseObserver:
+        """The watchdog observer (its ``emitters`` show what is watched)."""
+        return self._observer
 
     def stop(self, timeout: float = 10.0) -> None:
         with self._wake:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -92,6 +95,50 @@ def test_its_own_index_writes_and_git_metadata_do_not_trigger_updates(
     time.sleep(2.5)  # several debounce periods: an update loop on .repochat/ writes would show by now
     assert watcher.wait_idle(SETTLE_S)
     assert watcher.state.updates == 1, watcher.state.changed_paths
+
+
+def _inotify_inodes() -> set[int]:
+    """Inodes this process holds inotify watches on, as the kernel lists them (Linux /proc)."""
+    inodes = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            if os.readlink(fd) != "anon_inode:inotify":
+                continue
+            info = Path(f"/proc/self/fdinfo/{fd.name}").read_text()
+        except OSError:  # closed meanwhile
+            continue
+        inodes |= {int(match, 16) for match in re.findall(r"^inotify wd:\S+ ino:([0-9a-f]+)", info, re.M)}
+    return inodes
+
+
+def test_git_metadata_and_the_index_folder_are_not_watched(watched: Callable[..., IndexWatcher]) -> None:
+    watcher = watched({"src/app.py": "def app():\n    pass\n", "docs/guide.md": "# guide\n", "setup.py": "x = 1\n"})
+    root = watcher.root
+    watches = {(Path(emitter.watch.path), emitter.watch.is_recursive) for emitter in watcher.observer.emitters}
+    assert watches == {(root, False), (root / "src", True), (root / "docs", True)}
+    assert (root / ".git" / "objects").is_dir() and (root / ".repochat").is_dir()
+    if sys.platform == "linux":  # what the kernel watches: no folder of .git/ or .repochat/, but the work tree's
+        metadata = {path.stat().st_ino for top in (".git", ".repochat") for path in [root / top, *(root / top).rglob("*")]
+                    if path.is_dir()}
+        inotify = _inotify_inodes()
+        assert {(root / "src").stat().st_ino, root.stat().st_ino} <= inotify
+        assert not metadata & inotify, "a folder of .git/ or .repochat/ is watched"
+
+
+def test_a_top_level_folder_created_while_watching_gets_its_own_watch(
+        watched: Callable[..., IndexWatcher]) -> None:
+    watcher = watched({"main.py": "def main():\n    pass\n"})
+    (watcher.root / "plugins").mkdir()
+    (watcher.root / "plugins/first.py").write_text("def first_plugin():\n    pass\n", encoding="utf-8")
+    assert _eventually(lambda: _definitions(watcher, "first_plugin") == ["plugins/first.py"])
+    assert watcher.wait_idle(SETTLE_S)
+    # An edit inside the new folder, long after it appeared, reaches the index only through the folder's own watch.
+    (watcher.root / "plugins/first.py").write_text("def renamed_plugin():\n    pass\n", encoding="utf-8")
+    assert _eventually(lambda: _definitions(watcher, "renamed_plugin") == ["plugins/first.py"])
+    shutil.rmtree(watcher.root / "plugins")
+    assert _eventually(lambda: (watcher.root / "plugins", True) not in
+                       {(Path(e.watch.path), e.watch.is_recursive) for e in watcher.observer.emitters})
+    assert _eventually(lambda: _definitions(watcher, "renamed_plugin") == [])
 
 
 def test_queries_during_an_update_see_the_old_or_the_new_index_never_a_mix(
