@@ -17,17 +17,14 @@ from .engine.models import resolve_model
 from .engine.pagestore import PageStore, chain_keys
 from .engine.planner import Plan, context_bucket, make_plan
 from .engine.session import Engine, Generation, PrefixStats, cache_identity, split_pages
-from .errors import ConfigError, EngineError, RepositoryError
-from .history import stability_order
-from .prompt import Prompt, Prompter, RenderedFile, render_file
+from .errors import ConfigError, EngineError
+from .prompt import Prompt, Prompter
 from .render import check_citations
-from .repo.walk import WalkResult, check_root, read_text, walk_repository
-from .tokens import count_tokens_batch
+from .repo.walk import WalkResult
+from .repository import Repository, load_repository, plan_whole
 
 TextSink = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
-# A tiktoken estimate this far above the context limit means retrieval for sure: skip exact tokenization.
-_CLEARLY_TOO_BIG = 1.25
 
 
 @dataclass
@@ -41,37 +38,13 @@ class AskResult:
         return asdict(self)
 
 
-@dataclass
-class _Repository:
-    root: Path
-    walked: WalkResult
-    files: list[RenderedFile]  # readable files in stability order
-    unreadable: int
-
-
-def _load_repository(root: Path, settings: Settings) -> _Repository:
-    root = check_root(root)
-    walked = walk_repository(root, settings)
-    ordered = stability_order(root, [f.path for f in walked.files])
-    files, unreadable = [], 0
-    for rel in ordered:
-        text = read_text(root, rel)
-        if text is None:
-            unreadable += 1
-            continue
-        files.append(render_file(rel, text))
-    if not files:
-        raise RepositoryError(f"{root}: no readable text files to ask about (empty repository?)")
-    return _Repository(root, walked, files, unreadable)
-
-
 def ask(root: Path, question: str, settings: Settings, effort: str = "auto", on_text: TextSink | None = None,
         on_progress: Progress | None = None, engine: Engine | None = None) -> AskResult:
     """Answer ``question`` about the repository at ``root``; streams answer text to ``on_text``."""
     started = time.monotonic()
     if not question.strip():
         raise ConfigError("the question is empty")
-    repo = _load_repository(root, settings)
+    repo = load_repository(root, settings)
     own_engine = engine is None
     if engine is None:
         engine = Engine(resolve_model(settings, on_progress), settings)
@@ -82,7 +55,7 @@ def ask(root: Path, question: str, settings: Settings, effort: str = "auto", on_
             engine.close()
 
 
-def _answer(repo: _Repository, question: str, settings: Settings, effort: str, engine: Engine,
+def _answer(repo: Repository, question: str, settings: Settings, effort: str, engine: Engine,
             on_text: TextSink | None, on_progress: Progress | None, started: float) -> AskResult:
     prompter = Prompter(engine.model, engine.model_path)
     question_tokens = prompter.question(question)
@@ -98,7 +71,7 @@ def _answer(repo: _Repository, question: str, settings: Settings, effort: str, e
     return AskResult(question, generation.text, check_citations(generation.text, prompt.shown), coverage)
 
 
-def _coverage(repo: _Repository, plan: Plan, prompt: Prompt, question_tokens: int, stats: PrefixStats,
+def _coverage(repo: Repository, plan: Plan, prompt: Prompt, question_tokens: int, stats: PrefixStats,
               generation: Generation, started: float) -> dict[str, Any]:
     """What the answer was based on and what it cost: the coverage line of `repochat ask`."""
     return {
@@ -130,17 +103,11 @@ def _skipped(walked: WalkResult) -> int:
     return sum(len(paths) for paths in walked.skipped.values())
 
 
-def _plan_prompt(repo: _Repository, question: str, settings: Settings, effort: str, model_path: Path,
+def _plan_prompt(repo: Repository, question: str, settings: Settings, effort: str, model_path: Path,
                  prompter: Prompter) -> tuple[Plan, Prompt]:
-    """The plan and the cacheable prefix for it. Exact model tokens decide, unless the estimate is clearly over."""
-    estimate = len(prompter.head) + sum(count_tokens_batch([f.text for f in repo.files]))
-    plan = make_plan(model_path, estimate, settings, effort)
-    if plan.mode == "whole" or estimate <= plan.context_limit * _CLEARLY_TOO_BIG:
-        prompt = prompter.whole(repo.files)
-        plan = make_plan(model_path, len(prompt.tokens), settings, effort)
-        if plan.mode == "whole":
-            return plan, prompt
-    return plan, _retrieval_prompt(repo.root, question, settings, plan, prompter)
+    """The plan and the cacheable prefix for it: the whole repository when it fits, else retrieved excerpts."""
+    plan, whole = plan_whole(repo, prompter, model_path, settings, effort)
+    return plan, whole if whole is not None else _retrieval_prompt(repo.root, question, settings, plan, prompter)
 
 
 def _retrieval_prompt(root: Path, question: str, settings: Settings, plan: Plan, prompter: Prompter) -> Prompt:
@@ -154,7 +121,7 @@ def _retrieval_prompt(root: Path, question: str, settings: Settings, plan: Plan,
 
 def status_plan(root: Path, settings: Settings) -> dict[str, Any]:
     """The plan and the state of the KV cache for `repochat status`; loads only the model's vocabulary."""
-    repo = _load_repository(root, settings)
+    repo = load_repository(root, settings)
     model_path = resolve_model(settings)
     vocabulary = LlamaModel(model_path, vocab_only=True)
     try:
@@ -168,9 +135,7 @@ def status_plan(root: Path, settings: Settings) -> dict[str, Any]:
         identity = cache_identity(model_path, settings)
         keys = chain_keys(identity, split_pages(prompt.tokens, settings.page_tokens))
         store = PageStore(Path(settings.cache_dir), identity, settings.kv_cache_size)
-        cached = 0
-        while cached < len(keys) and store.exists(cached, keys[cached]):
-            cached += 1
+        cached = store.present_run(keys)
         report.update(pages=len(keys), pages_cached=cached,
                       cache="hit" if cached == len(keys) else ("partial" if cached else "miss"))
     return report

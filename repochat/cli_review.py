@@ -37,11 +37,14 @@ def _version() -> str:
 @click.option("--fail-on", type=click.Choice(FAIL_LEVELS), default=None,
               help="Lowest severity that fails the review (default: setting fail_on, else error).")
 @click.option("--strict", is_flag=True, help="Fail (exit 2) when the model or the index is unavailable.")
+@click.option("--effort", type=click.Choice(["low", "auto", "high"]), default="auto", show_default=True,
+              help="low: the change and its neighbours only; auto: after the whole repository (its cached KV pages) "
+                   "when few tokens need prefilling (review_whole_max_prefill); high: whole repository when it fits.")
 @repo_option
 @json_option
 @handle_errors(exit_code=EXIT_NOT_RUN)
 def review(target: str, revision_range: str | None, patch: TextIO | None, sarif: bool, fail_on: str | None,
-           strict: bool, repo: Path | None, as_json: bool) -> None:
+           strict: bool, effort: str, repo: Path | None, as_json: bool) -> None:
     """Review a change with the repository as context: findings with severity, path:line and a suggestion."""
     from .progress import progress_reporter
     from .review import review as run_review
@@ -51,7 +54,7 @@ def review(target: str, revision_range: str | None, patch: TextIO | None, sarif:
     if patch is not None:
         revision_range = commit_from_patch(root, patch.read())
     with progress_reporter(not (as_json or sarif)) as report_progress:
-        report = run_review(root, settings, revision_range or target, on_progress=report_progress)
+        report = run_review(root, settings, revision_range or target, on_progress=report_progress, effort=effort)
     _print_report(report, threshold, root, as_json, sarif)
     sys.exit(exit_code(report, threshold, strict))
 

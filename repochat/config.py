@@ -50,6 +50,9 @@ class Settings:
     fail_on: str = "error"  # review: error, warning, info or never
     review_skip: tuple[str, ...] = ()  # review: gitignore-style patterns of paths not to review
     max_diff_lines: int = 2000  # review: above this, only the most important files are reviewed
+    # review: whole-repository mode (after the KV pages `ask` caches) only when at most this many tokens need
+    # prefilling (the review part and the pages from the first changed file on); else the small retrieval prompt
+    review_whole_max_prefill: int = 4096
 
     def index_path(self, root: Path) -> Path:
         return Path(self.index_dir).expanduser() if self.index_dir else root / ".repochat"

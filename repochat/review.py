@@ -3,6 +3,8 @@
 staged diff -> index updated from the staged blobs -> context (changed regions widened to their definitions,
 callers, callees, notes, related map) within a token budget -> the model, constrained by a grammar to a findings
 object -> findings on files outside the review dropped -> a ReviewReport (text / JSON / SARIF by review_format).
+The review part goes after the whole repository when `ask`'s cached KV pages make that cheap (review_layout), else
+on its own.
 
 A missing model or index does not raise: the report carries a one-line notice and the caller decides (the hook lets
 the commit through unless --strict). A bad range or a directory that is not a git work tree raises ReviewError.
@@ -18,26 +20,30 @@ from typing import Callable
 import pathspec
 
 from .config import Settings
+from .engine.context import SEQ_MAIN, LlamaContext
 from .engine.grammar import generate_constrained, preference
 from .engine.models import resolve_model
-from .engine.session import Engine
+from .engine.pagestore import PageStore
+from .engine.planner import context_bucket
+from .engine.session import Engine, PrefixStats
 from .errors import EngineError, IndexError_, ModelError
 from .index.languages import language_for
 from .index.store import IndexStore
-from .prompt import Prompter
 from .retrieve.symbols import find_symbols
 from .review_context import (FileView, ReviewContext, file_view, find_callees, find_callers, misspelling_notes,
                              related_map, tokens_of)
 from .review_diff import STAGED, WORKTREE, Change, FileChange, load_change
 from .review_format import Finding, ReviewReport
 from .review_index import index_change, open_index
-from .review_prompt import (ANSWER_PREFIX, BUGGY_WORDS, CORRECT_WORDS, SYSTEM, VERDICT, VERDICT_THRESHOLD,
+from .review_layout import WHOLE, LayoutRequest, ReviewLayout, choose_layout
+from .review_prompt import (ANSWER_PREFIX, BUGGY_WORDS, CORRECT_WORDS, VERDICT, VERDICT_THRESHOLD,
                             findings_grammar, parse_findings, prompt_text)
 
 Progress = Callable[[str, int, int], None]
 PROMPT_TOKENS = 2500  # user-message budget: a short prompt keeps a small model focused and a hook fast
 CHANGE_SHARE = 0.6  # at most this share of the budget goes to the changed regions themselves
 MAX_OUTPUT_TOKENS = 256
+_ANSWER_ROOM = 16  # the verdict words and the answer's fixed start
 _CONTEXT_STEP = 1024
 
 
@@ -53,11 +59,13 @@ def target_label(target: str) -> str:
 
 
 def review(root: Path, settings: Settings, target: str = STAGED, engine: Engine | None = None,
-           on_progress: Progress | None = None) -> ReviewReport:
+           on_progress: Progress | None = None, effort: str = "auto") -> ReviewReport:
     """Review ``target`` (STAGED, WORKTREE or a revision range) of the repository at ``root``.
 
     ``engine`` is an already loaded Engine to reuse (tests, the MCP server); without it the configured model is
-    loaded for this review and closed after it."""
+    loaded for this review and closed after it. ``effort``: low = the change and its neighbours only; auto = after
+    the whole repository's cached KV pages when few tokens need prefilling (review_whole_max_prefill); high = the
+    whole repository whenever it fits."""
     started = time.monotonic()
     change = load_change(root, target)
     report = ReviewReport(target=target_label(target))
@@ -74,8 +82,14 @@ def review(root: Path, settings: Settings, target: str = STAGED, engine: Engine 
     report.reviewed = [view.path for view in selection.views]
     if selection.views:
         context = build_context(store, selection)
-        _run_model(report, context, settings, engine, on_progress)
+        request = LayoutRequest(root, change, prompt_text(context, PROMPT_TOKENS), effort,
+                                _indexed_tokens(store), MAX_OUTPUT_TOKENS + _ANSWER_ROOM)
+        _run_model(report, context, request, settings, engine, on_progress)
     return _finish(report, started)
+
+
+def _indexed_tokens(store: IndexStore) -> int:
+    return sum(int(tokens or 0) for tokens in store.column("files", "tokens"))
 
 
 def _finish(report: ReviewReport, started: float) -> ReviewReport:
@@ -133,14 +147,16 @@ def build_context(store: IndexStore, selection: _Selection) -> ReviewContext:
 
 
 # --- the model ----------------------------------------------------------------------------------------------------
-def _run_model(report: ReviewReport, context: ReviewContext, settings: Settings, engine: Engine | None,
-               on_progress: Progress | None) -> None:
+def _run_model(report: ReviewReport, context: ReviewContext, request: LayoutRequest, settings: Settings,
+               engine: Engine | None, on_progress: Progress | None) -> None:
     """Findings from the model into ``report``; a model that cannot be loaded or fails becomes report.notice."""
     own = engine is None
     try:
         if engine is None:
             engine = Engine(resolve_model(settings, on_progress), settings)
-        _generate(report, context, engine)
+        store = PageStore(Path(settings.cache_dir), engine.identity, settings.kv_cache_size)
+        layout = choose_layout(engine, request, settings, store)
+        _generate(report, context, engine, layout, store, on_progress)
     except (ModelError, EngineError) as exc:
         report.notice = f"model unavailable: {exc}"
     finally:
@@ -148,30 +164,66 @@ def _run_model(report: ReviewReport, context: ReviewContext, settings: Settings,
             engine.close()
 
 
-def _generate(report: ReviewReport, context: ReviewContext, engine: Engine) -> None:
-    """Prefill the prompt once; ask for the verdict; generate findings only when the verdict says buggy."""
-    prompter = Prompter(engine.model, engine.model_path, system=SYSTEM)
-    tokens = prompter.head + prompter.content(prompt_text(context, PROMPT_TOKENS)) + prompter.tail
-    engine.close_context()  # a review's prompt shares nothing with a cached repository prefix
-    needed = len(tokens) + MAX_OUTPUT_TOKENS + 16
-    llama_context = engine.ensure_context(-(-needed // _CONTEXT_STEP) * _CONTEXT_STEP)
+def _generate(report: ReviewReport, context: ReviewContext, engine: Engine, layout: ReviewLayout, store: PageStore,
+              on_progress: Progress | None) -> None:
+    """Put the layout's prefix in the context (restored where cached), decode the review part, ask for the verdict;
+    generate findings only when the verdict says buggy."""
     began = time.monotonic()
+    llama_context, prefix = _load_prefix(engine, layout, store, on_progress)
+    start = layout.prefix_tokens
+    end = start + len(layout.suffix)
+    suffix_seconds = 0.0
     try:
-        llama_context.decode(tokens, 0)
-        margin = preference(llama_context, engine.model.tokenize(VERDICT), len(tokens),
+        suffix_began = time.monotonic()
+        llama_context.decode(layout.suffix, start)
+        suffix_seconds = time.monotonic() - suffix_began
+        margin = preference(llama_context, engine.model.tokenize(VERDICT), end,
                             _first_tokens(engine, BUGGY_WORDS), _first_tokens(engine, CORRECT_WORDS))
         output = None
         if margin > VERDICT_THRESHOLD:
             output = generate_constrained(llama_context, [], findings_grammar(context.locations(), at_least_one=True),
-                                          MAX_OUTPUT_TOKENS, start=len(tokens), answer_prefix=ANSWER_PREFIX)
+                                          MAX_OUTPUT_TOKENS, start=end, answer_prefix=ANSWER_PREFIX)
     finally:
-        engine.close_context()
+        _release(engine, layout)
     findings = parse_findings(output.text) if output else []
     report.findings, report.dropped = _keep_reviewed(findings, context)
-    report.stats = {"model": engine.model_path.name, "prompt_tokens": len(tokens), "verdict_margin": round(margin, 2),
+    report.stats = {"model": engine.model_path.name, **_layout_stats(layout, prefix, suffix_seconds),
+                    "prompt_tokens": end, "verdict_margin": round(margin, 2),
                     "output_tokens": output.tokens if output else 0, "stopped": output.stopped if output else "verdict",
                     "model_seconds": round(time.monotonic() - began, 2), "callers": len(context.callers),
                     "callees": len(context.callees), "notes": context.notes}
+
+
+def _load_prefix(engine: Engine, layout: ReviewLayout, store: PageStore,
+                 on_progress: Progress | None) -> tuple[LlamaContext, PrefixStats]:
+    """A context big enough for the whole review, holding the layout's prefix pages (none in retrieval mode)."""
+    needed = layout.prefix_tokens + len(layout.suffix) + MAX_OUTPUT_TOKENS + _ANSWER_ROOM
+    if layout.mode == WHOLE:
+        size = context_bucket(needed, layout.context_limit)
+    else:
+        engine.close_context()  # the retrieval prompt shares nothing with a cached repository prefix
+        size = -(-needed // _CONTEXT_STEP) * _CONTEXT_STEP
+    llama_context = engine.ensure_context(size)
+    return llama_context, engine.load_prefix(layout.pages, store, on_progress) if layout.pages else PrefixStats()
+
+
+def _release(engine: Engine, layout: ReviewLayout) -> None:
+    """Whole mode: drop the review part and keep the repository's pages for the next ask or review in this process.
+    Retrieval mode: nothing worth keeping."""
+    if layout.mode == WHOLE and engine.context is not None:
+        engine.context.seq_remove(SEQ_MAIN, layout.prefix_tokens, -1)
+    else:
+        engine.close_context()
+
+
+def _layout_stats(layout: ReviewLayout, prefix: PrefixStats, suffix_seconds: float) -> dict[str, object]:
+    """Which mode, and what the context cost: tokens restored (memory or disk) against tokens prefilled."""
+    return {"mode": layout.mode, "mode_reason": layout.reason, "repository_tokens": layout.prefix_tokens,
+            "restored_tokens": prefix.restored_tokens + prefix.memory_tokens,
+            "prefilled_tokens": prefix.prefilled_tokens + len(layout.suffix),
+            "pages": prefix.pages_total, "pages_restored": prefix.pages_restored + prefix.pages_in_memory,
+            "restore_seconds": round(prefix.restore_seconds, 2),
+            "prefill_seconds": round(prefix.prefill_seconds + suffix_seconds, 2), "kv_notices": prefix.notices}
 
 
 def _first_tokens(engine: Engine, words: tuple[str, ...]) -> list[int]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ReviewError
-from .repo.filters import content_skip_reason, path_skip_reason
+from .repo.filters import content_skip_reason, indexable_text, path_skip_reason
 from .repo.walk import is_git_repository
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's well-known hash of the empty tree
@@ -57,6 +57,7 @@ class Change:
     target: str  # ":staged", ":worktree" or the range as given
     base: str  # the old side (a commit, or the empty tree)
     files: list[FileChange]
+    new_side: str = ""  # the reviewed side: ":" the index, "" the work tree, or a commit
 
 
 def git_output(root: Path, *args: str, data: bytes | None = None, env: dict[str, str] | None = None) -> bytes:
@@ -109,7 +110,29 @@ def load_change(root: Path, target: str = STAGED) -> Change:
     _read_texts(root, files, base, new_side)
     for change in files:
         _compute_hunks(change)
-    return Change(target, base, files)
+    return Change(target, base, files, new_side)
+
+
+def side_contents(root: Path, new_side: str) -> dict[str, str | None]:
+    """How the repository at ``new_side`` differs from the work tree: path -> its text there (None: the path is not
+    there, or is not text). The work tree differs from itself in nothing; the index or a commit differs in the files
+    git lists against the work tree, and lacks every untracked file."""
+    if not new_side:
+        return {}
+    listing = git_output(root, "diff", "-z", "--name-status", "--no-renames", "--no-ext-diff", "--no-textconv",
+                         *([] if new_side == ":" else [new_side]))
+    differing = _parse_name_status(listing)  # "A": in the work tree only; "M", "T", "D": on the side too
+    prefix = ":" if new_side == ":" else f"{new_side}:"
+    blobs = _cat_blobs(root, [prefix + f.path for f in differing if f.status != "A"])
+    texts: dict[str, str | None] = {}
+    for file in differing:
+        data = blobs.get(prefix + file.path)
+        texts[file.path] = indexable_text(data)[0] if data is not None else None
+    untracked = git_output(root, "ls-files", "-z", "--others", "--exclude-standard")
+    for path in untracked.decode("utf-8", "surrogateescape").split("\0"):
+        if path:
+            texts.setdefault(path, None)
+    return texts
 
 
 def _sides(root: Path, target: str) -> tuple[str, str, list[str]]:

@@ -77,11 +77,20 @@ def text_lines(report: ReviewReport, fail_on: str) -> list[tuple[str, str]]:
             out.append(("dim", f"    suggestion: {finding.suggestion}"))
     for path, reason in sorted(report.not_reviewed.items()):
         out.append(("dim", f"not reviewed: {path} ({reason})"))
+    if report.stats.get("mode"):
+        out.append(("dim", context_line(report.stats)))
     blocking = sum(1 for f in report.findings if reaches(f.severity, fail_on))
     summary = (f"repochat review ({report.target}): {len(report.findings)} finding(s), {blocking} at or above "
                f"'{fail_on}', {len(report.reviewed)} file(s) reviewed in {report.seconds:.1f}s")
     out.append(("bold" if blocking else "green", summary))
     return out
+
+
+def context_line(stats: dict[str, Any]) -> str:
+    """How the model's context was built: the mode, tokens restored from cached KV pages against tokens prefilled."""
+    mode = "whole repository" if stats["mode"] == "whole" else "retrieval"
+    return (f"context: {mode}, {stats.get('restored_tokens', 0):,} tokens restored, "
+            f"{stats.get('prefilled_tokens', 0):,} prefilled, model {stats.get('model_seconds', 0):.1f}s")
 
 
 # --- SARIF 2.1.0 --------------------------------------------------------------------------------------------------

@@ -73,6 +73,13 @@ class PageStore:
     def exists(self, index: int, key: str) -> bool:
         return self.path(index, key).is_file()
 
+    def present_run(self, keys: list[str], first: int = 0) -> int:
+        """Index of the first page from ``first`` on that has no file (the chain's files are checked, not read)."""
+        index = first
+        while index < len(keys) and self.exists(index, keys[index]):
+            index += 1
+        return index
+
     def load(self, index: int, key: str) -> Loaded:
         """Read and verify a page; a damaged one is deleted so that it gets recomputed."""
         path = self.path(index, key)

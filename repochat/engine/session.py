@@ -116,6 +116,13 @@ class Engine:
         store.touch(list(enumerate(keys)))
         return stats
 
+    def reusable_tokens(self, pages: list[list[int]], store: PageStore) -> int:
+        """Tokens at the start of ``pages`` that ``load_prefix`` would not prefill: pages still in memory, then pages
+        whose checkpoint is on disk (a damaged one is only found when it is read, and then recomputed)."""
+        keys = chain_keys(self.identity, pages)
+        kept = _common_prefix(self._resident, keys) if self.context is not None else 0
+        return sum(len(page) for page in pages[:store.present_run(keys, kept)])
+
     def _restore(self, store: PageStore, keys: list[str], first: int, stats: PrefixStats,
                  on_progress: Progress | None) -> int:
         """Restore pages first.. from disk while they exist and check out; returns the index of the first missing."""

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import llama_cpp
 
-from repochat.ask import _load_repository, ask
+from repochat.ask import ask
+from repochat.repository import load_repository
 from repochat.config import Settings
 from repochat.engine.context import LlamaModel, fitted_threads
 from repochat.engine.models import resolve_model
@@ -87,7 +88,7 @@ def bench_ttft(repo: Path, settings: Settings) -> dict[str, float]:
 def prefix_tokens(repo: Path, settings: Settings, model_path: Path) -> list[int]:
     vocabulary = LlamaModel(model_path, vocab_only=True)
     try:
-        return Prompter(vocabulary, model_path).whole(_load_repository(repo, settings).files).tokens
+        return Prompter(vocabulary, model_path).whole(load_repository(repo, settings).files).tokens
     finally:
         vocabulary.close()
 

@@ -1,0 +1,121 @@
+"""Where a review's prompt goes: after the whole-repository prefix that `repochat ask` caches, or on its own.
+
+Whole-repository mode: the context starts with exactly the token stream `ask` builds (same chat head, same files in
+the same stability order), except that the reviewed files carry the content under review (the staged blobs, or the
+range's last commit). The pages before the first changed file are therefore the pages `ask` checkpointed on disk:
+they are restored, and only the pages from the first changed file on, plus the review part, are prefilled. The review
+part (instructions, the change, callers and callees, the notes) follows the repository as the end of the user turn.
+
+Retrieval mode: the short prompt of review_prompt on its own (review instructions as the system turn).
+
+A pre-commit hook has to be quick, so whole-repository mode is taken only when the plan puts the repository in the
+context and at most ``review_whole_max_prefill`` tokens would have to be prefilled; --effort high drops that cap,
+--effort low never takes whole-repository mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Settings
+from .engine.pagestore import PageStore
+from .engine.planner import make_plan
+from .engine.session import Engine, split_pages
+from .errors import ConfigError, RepositoryError
+from .prompt import Prompter
+from .repository import CLEARLY_TOO_BIG, load_repository, plan_whole
+from .review_diff import Change, side_contents
+from .review_prompt import SYSTEM
+
+EFFORTS = ("low", "auto", "high")
+WHOLE, RETRIEVAL = "whole", "retrieval"
+# The repository's files end the user turn's first part; the review's own instructions open the second.
+REVIEW_HEADING = "## Review of a change to the repository above\n"
+
+
+@dataclass
+class ReviewLayout:
+    mode: str  # WHOLE or RETRIEVAL
+    pages: list[list[int]]  # the cacheable repository prefix, in KV pages ([] in retrieval mode)
+    suffix: list[int]  # the review part, decoded after the prefix, up to the assistant header
+    reason: str  # why this mode
+    context_limit: int = 0  # the plan's largest context (0: no plan was needed)
+    reusable_tokens: int = 0  # prefix tokens in memory or on disk (not to be prefilled)
+
+    @property
+    def prefix_tokens(self) -> int:
+        return sum(len(page) for page in self.pages)
+
+    @property
+    def to_prefill(self) -> int:
+        return self.prefix_tokens - self.reusable_tokens + len(self.suffix)
+
+
+@dataclass
+class LayoutRequest:
+    root: Path
+    change: Change
+    review_text: str  # the review part (review_prompt.prompt_text)
+    effort: str
+    indexed_tokens: int  # the index's token count of the repository: a cheap early "too big"
+    output_tokens: int  # room for the verdict and the findings after the prompt
+
+
+def whole_refusal(to_prefill: int, cap: int, effort: str) -> str:
+    """Why a whole-repository review that fits in the plan is still not taken ('' = take it)."""
+    if effort == "high" or to_prefill <= cap:
+        return ""
+    return (f"whole repository would prefill {to_prefill:,} tokens (review_whole_max_prefill {cap:,}): "
+            "retrieval review instead")
+
+
+def choose_layout(engine: Engine, request: LayoutRequest, settings: Settings, store: PageStore) -> ReviewLayout:
+    """Whole-repository mode when the effort, the plan and the prefill cap allow it; else the retrieval prompt."""
+    if request.effort not in EFFORTS:
+        raise ConfigError(f"unknown effort {request.effort!r} (use {', '.join(EFFORTS)})")
+    retrieval = retrieval_layout(engine, request.review_text)
+    if request.effort == "low":
+        retrieval.reason = "--effort low: the change and its neighbours only"
+        return retrieval
+    whole, reason = whole_layout(engine, request, settings, store)
+    if whole is not None:
+        reason = whole_refusal(whole.to_prefill, settings.review_whole_max_prefill, request.effort)
+    if whole is None or reason:
+        retrieval.reason = reason
+        return retrieval
+    return whole
+
+
+def retrieval_layout(engine: Engine, review_text: str) -> ReviewLayout:
+    prompter = Prompter(engine.model, engine.model_path, system=SYSTEM)
+    tokens = prompter.head + prompter.content(review_text) + prompter.tail
+    return ReviewLayout(RETRIEVAL, [], tokens, reason="")
+
+
+def whole_layout(engine: Engine, request: LayoutRequest, settings: Settings,
+                 store: PageStore) -> tuple[ReviewLayout | None, str]:
+    """The whole-repository layout, or None and why the plan does not allow one."""
+    prompter = Prompter(engine.model, engine.model_path)  # ask's system turn: the head must be the one ask cached
+    suffix = prompter.content(f"{REVIEW_HEADING}{SYSTEM}\n{request.review_text}") + prompter.tail
+    extra = len(suffix) + request.output_tokens
+    quick = make_plan(engine.model_path, request.indexed_tokens + extra, settings, request.effort)
+    if quick.mode != WHOLE and request.indexed_tokens + extra > quick.context_limit * CLEARLY_TOO_BIG:
+        return None, quick.reason  # decided from the index alone: no need to read the repository
+    try:
+        repo = load_repository(request.root, settings, side_contents(request.root, request.change.new_side),
+                               rev=_history_rev(request.change))
+    except RepositoryError as exc:
+        return None, str(exc)
+    plan, prompt = plan_whole(repo, prompter, engine.model_path, settings, request.effort, extra)
+    if prompt is None:
+        return None, plan.reason
+    pages = split_pages(prompt.tokens, settings.page_tokens)
+    reason = (f"repository ({len(prompt.tokens):,} tokens) and review ({len(suffix):,}) fit in "
+              f"{plan.context_limit:,} tokens of context")
+    return ReviewLayout(WHOLE, pages, suffix, reason, plan.context_limit, engine.reusable_tokens(pages, store)), ""
+
+
+def _history_rev(change: Change) -> str:
+    """The commit whose history orders the files: the reviewed commit, else HEAD (staged and work-tree reviews)."""
+    return change.new_side if change.new_side not in ("", ":") else "HEAD"
