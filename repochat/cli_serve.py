@@ -10,14 +10,18 @@ import signal
 import threading
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import click
 
 from .cli_common import handle_errors, json_option, repo_option, settings_for
 
 if TYPE_CHECKING:
+    from .config import Settings
+    from .engine.session import Engine
     from .index.indexer import IndexSummary
+    from .kv_refresh import KvRefresher, RefreshState
+    from .watch import IndexWatcher
 
 
 @click.command()
@@ -43,37 +47,93 @@ def serve(transport: str, no_watch: bool, no_embed: bool, repo: Path | None) -> 
 @click.option("--debounce", default=0.4, show_default=True, type=float,
               help="Seconds of quiet after the last change before the index is updated.")
 @click.option("--no-embed", is_flag=True, help="Skip vectors (full-text search only).")
+@click.option("--warm-kv", is_flag=True,
+              help="Also keep the KV pages of whole-repository mode ready: loads the model and prefills the pages "
+                   "after each update, so that the next `repochat ask` restores them instead.")
 @repo_option
 @json_option
 @handle_errors()
-def watch(debounce: float, no_embed: bool, repo: Path | None, as_json: bool) -> None:
+def watch(debounce: float, no_embed: bool, warm_kv: bool, repo: Path | None, as_json: bool) -> None:
     """Keep the index up to date while files change (Ctrl-C to stop).
 
     Changes are debounced and coalesced: a branch switch or a formatter run is one update. Prints one line per
-    update (one JSON object per line with --json).
+    update (one JSON object per line with --json), and with --warm-kv one per refresh of the KV pages.
     """
+    from .kv_refresh import KvRefresher
+    from .progress import progress_reporter
     from .watch import IndexWatcher
 
     root, settings = settings_for(repo, embeddings=False if no_embed else None)
-    watcher = IndexWatcher(root, settings, debounce=debounce,
-                           on_update=lambda summary: _report(summary, as_json))
+    with progress_reporter(warm_kv and not as_json) as progress, _LazyEngine(settings, progress) as engine:
+        refresher = KvRefresher(root, settings, engine.get, on_progress=progress,
+                                on_done=lambda state: _report_refresh(state, as_json)) if warm_kv else None
+
+        def updated(summary: IndexSummary) -> None:
+            _report(summary, as_json)
+            if refresher is not None:
+                refresher.request()
+
+        watcher = IndexWatcher(root, settings, debounce=debounce, on_update=updated)
+        if not as_json:
+            click.echo(f"watching {root} (Ctrl-C to stop)", err=True)
+        _run_until_stopped(watcher, refresher)
+
+
+def _run_until_stopped(watcher: IndexWatcher, refresher: KvRefresher | None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
+    if refresher is not None:
+        refresher.start()
     watcher.start()
-    if not as_json:
-        click.echo(f"watching {root} (Ctrl-C to stop)", err=True)
     try:
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
         pass
     finally:
+        if refresher is not None:
+            refresher.stop()  # before the engine closes
         watcher.stop()
 
 
-def _report(summary: "IndexSummary", as_json: bool) -> None:
+class _LazyEngine:
+    """The engine for --warm-kv, loaded by the first refresh (in the refresher's thread, not at start-up)."""
+
+    def __init__(self, settings: Settings, progress: Callable[[str, int, int], None]) -> None:
+        self._settings = settings
+        self._progress = progress
+        self._engine: Engine | None = None
+
+    def get(self) -> Engine:
+        if self._engine is None:
+            from .engine.models import resolve_model
+            from .engine.session import Engine
+
+            self._engine = Engine(resolve_model(self._settings, self._progress), self._settings)
+        return self._engine
+
+    def __enter__(self) -> _LazyEngine:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._engine is not None:
+            self._engine.close()
+
+
+def _report(summary: IndexSummary, as_json: bool) -> None:
     if as_json:  # one object per line: a stream a script can follow
         click.echo(json.dumps(asdict(summary), ensure_ascii=False, default=str))
         return
     click.echo(f"updated: {summary.parsed} parsed, {summary.deleted} removed, {summary.chunks} chunks, "
                f"{summary.symbols} symbols in {summary.seconds:.2f}s")
+
+
+def _report_refresh(state: RefreshState, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"kv_refresh": state.last, "skipped": state.skipped or None}, ensure_ascii=False))
+    elif state.skipped:
+        click.echo(f"kv pages: nothing to prepare ({state.skipped})")
+    elif state.last:
+        last = state.last
+        click.echo(f"kv pages ready: {last['pages']} pages, {last['pages_prefilled']} prefilled "
+                   f"({last['prefilled_tokens']} tokens) in {last['seconds']:.2f}s")

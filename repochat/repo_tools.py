@@ -10,13 +10,17 @@ import re
 import threading
 from dataclasses import asdict
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .config import Settings
 from .errors import ConfigError, RepositoryError
 from .index.store import IndexStore
 from .repo.walk import read_checked, walk_repository
 from .watch import IndexGate, IndexWatcher
+
+if TYPE_CHECKING:
+    from .engine.session import Engine
+    from .kv_refresh import KvRefresher
 
 Progress = Callable[[str, int, int], None]
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -53,11 +57,13 @@ def _relative_parts(path: str, what: str) -> str:
 class RepoTools:
     """The operations behind the MCP tools, for one repository root. Keeps the model loaded between asks."""
 
-    def __init__(self, root: Path, settings: Settings, gate: IndexGate, watcher: IndexWatcher | None = None) -> None:
+    def __init__(self, root: Path, settings: Settings, gate: IndexGate, watcher: IndexWatcher | None = None,
+                 refresher: KvRefresher | None = None) -> None:
         self.root = root.resolve()
         self.settings = settings
         self.gate = gate
         self.watcher = watcher
+        self.refresher = refresher
         self._engine: Any = None
         self._engine_lock = threading.Lock()
 
@@ -103,6 +109,7 @@ class RepoTools:
             report["live"] = {"updates": state.updates, "embedded": state.embedded,
                               "last_error": state.last_error or None,
                               "last_update_s": round(state.last_update.seconds, 3) if state.last_update else None}
+        report["kv_refresh"] = self.refresher.status() if self.refresher is not None else {"state": "off"}
         return report
 
     # --- files ---------------------------------------------------------------------------------------------
@@ -129,6 +136,11 @@ class RepoTools:
                 from .engine.session import Engine
 
                 self._engine = Engine(resolve_model(self.settings, progress), self.settings)
+            return self._engine
+
+    def loaded_engine(self) -> Engine | None:
+        """The engine if a request has loaded it, without loading it."""
+        with self._engine_lock:
             return self._engine
 
     def ask(self, question: str, effort: str = "auto", progress: Progress | None = None,

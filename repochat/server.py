@@ -6,6 +6,8 @@ Editors and coding agents start this as a subprocess and speak JSON-RPC to it. S
 Requests that use the model (ask, review_diff) run one at a time in arrival order on one loaded engine, whose KV pages
 stay in memory between requests; an MCP cancellation takes a request out of the queue or stops it at the next page
 or token. Index queries run concurrently with each other, but never during an index update (see watch.IndexGate).
+After an index update, the whole-repository page chain is refreshed in the background on the loaded engine; a
+request never waits for that longer than one page (see kv_refresh).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pydantic import Field, ValidationError
 
 from .config import Settings
 from .errors import RepochatError
+from .kv_refresh import EngineTurns, KvRefresher
 from .repo_tools import RepoTools
 from .watch import IndexGate, IndexWatcher
 
@@ -55,11 +58,13 @@ class CancelToken:
 
 
 class ModelQueue:
-    """One model request at a time, first come first served; waiting and running requests can be cancelled."""
+    """One model request at a time, first come first served; waiting and running requests can be cancelled.
+    ``turns`` is shared with the background KV refresh, which gives the engine up when a request waits."""
 
-    def __init__(self) -> None:
+    def __init__(self, turns: EngineTurns | None = None) -> None:
         self._lock = anyio.Lock()
         self._running: dict[CancelToken, threading.Event] = {}
+        self.turns = turns or EngineTurns()
 
     async def run(self, job: Callable[[CancelToken], T]) -> T:
         token = CancelToken()
@@ -69,8 +74,9 @@ class ModelQueue:
 
             def work() -> T:
                 try:
-                    token.check()
-                    return job(token)
+                    with self.turns.foreground():
+                        token.check()
+                        return job(token)
                 finally:
                     finished.set()
 
@@ -244,18 +250,23 @@ def serve_stdio(root: Path, settings: Settings, live: bool = True) -> None:
     """Serve MCP on stdin/stdout until stdin closes. ``live``: follow file changes and keep the index current."""
     _log_to_stderr()
     gate = IndexGate()
-    watcher = IndexWatcher(root, settings, gate) if live else None
+    queue = ModelQueue()
+    # The refresh uses the engine only once an ask has loaded it (``tools`` is bound below, before it starts).
+    refresher = KvRefresher(root, settings, lambda: tools.loaded_engine(), queue.turns) if live else None
+    watcher = IndexWatcher(root, settings, gate, on_update=refresher.request if refresher else None) if live else None
     if watcher is None:
         gate.open()
-    tools = RepoTools(root, settings, gate, watcher)
-    queue = ModelQueue()
+    tools = RepoTools(root, settings, gate, watcher, refresher)
     server = build_server(tools, gate, queue)
-    if watcher is not None:
+    if watcher is not None and refresher is not None:
+        refresher.start()
         watcher.start()
     try:
         anyio.run(_run_stdio, server)
     finally:
         queue.cancel_all()
+        if refresher is not None:
+            refresher.stop(timeout=30)  # before the engine closes: it may be prefilling a page
         if watcher is not None:
             watcher.stop(timeout=5)
         tools.close()

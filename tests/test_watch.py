@@ -107,7 +107,7 @@ def _inotify_inodes() -> set[int]:
             info = Path(f"/proc/self/fdinfo/{fd.name}").read_text()
         except OSError:  # closed meanwhile
             continue
-        inodes |= {int(match, 16) for match in re.findall(r"^inotify wd:\S+ ino:([0-9a-f]+)", info, re.M)}
+        inodes |= {int(match, 16) for match in re.findall(r"^inotify wd:\S+ ino:([0-9a-f]+)", info, re.MULTILINE)}
     return inodes
 
 
@@ -118,8 +118,8 @@ def test_git_metadata_and_the_index_folder_are_not_watched(watched: Callable[...
     assert watches == {(root, False), (root / "src", True), (root / "docs", True)}
     assert (root / ".git" / "objects").is_dir() and (root / ".repochat").is_dir()
     if sys.platform == "linux":  # what the kernel watches: no folder of .git/ or .repochat/, but the work tree's
-        metadata = {path.stat().st_ino for top in (".git", ".repochat") for path in [root / top, *(root / top).rglob("*")]
-                    if path.is_dir()}
+        metadata = {path.stat().st_ino for top in (".git", ".repochat")
+                    for path in [root / top, *(root / top).rglob("*")] if path.is_dir()}
         inotify = _inotify_inodes()
         assert {(root / "src").stat().st_ino, root.stat().st_ino} <= inotify
         assert not metadata & inotify, "a folder of .git/ or .repochat/ is watched"
