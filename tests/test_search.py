@@ -21,6 +21,10 @@ EXTRA = {
                          "    return head.split('\\r\\n'), body\n",
     "net/client.ts": "export function parse_http_request(raw: string): string[] {\n  return raw.split('\\n');\n}\n",
     "docs/設定.md": "# 設定\n\nキャッシュの保存先は REPOCHAT_CACHE_DIR で変更できます。\n\n# Other\n\nUnrelated text.\n",
+    # A function without a docstring next to one whose docstring repeats the words of the query below.
+    "io/streams.py": 'def describe(obj):\n    """Say which saved offset the stream was sought back to, so it can be read again."""\n'
+                     '    return f"{obj.name} at {obj.tell()}"\n\n\n'
+                     'def restore(s, mark):\n    s.seek(mark.saved_offset)\n    return s\n',
 }
 
 
@@ -44,6 +48,11 @@ def paths(hits) -> list[str]:  # type: ignore[no-untyped-def]
 def test_identifier_parts_are_searchable_in_both_spellings(store: IndexStore) -> None:
     hits = search(store, "parse http request", k=3, mode="fts")
     assert set(paths(hits)[:2]) == {"net/http_parse.py", "net/client.ts"}
+
+
+def test_code_is_found_by_its_identifiers_over_a_neighbours_docstring(store: IndexStore) -> None:
+    hits = search(store, "seek the stream back to the saved offset so it can be read again", k=3, mode="fts")
+    assert hits[0].symbol == "restore", [(h.location(), h.symbol) for h in hits]
 
 
 def test_japanese_text_is_searchable(store: IndexStore) -> None:

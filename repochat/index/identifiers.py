@@ -1,7 +1,7 @@
 """Identifier splitting, so that parseHTTPRequest and parse_http_request are found by 'parse http request'.
 
-The full-text index tokenizes on punctuation only; this module adds the parts of compound identifiers to the text
-that is indexed (and to queries), once per distinct identifier.
+The full-text index tokenizes on punctuation only; this module gives the index a field of identifier parts
+(code_words) and adds the parts of compound identifiers to queries.
 """
 
 from __future__ import annotations
@@ -53,3 +53,21 @@ def identifier_words(text: str) -> str:
 def words_of_code(code: str) -> str:
     """Code with each compound identifier replaced by its parts, punctuation kept."""
     return _COMPOUND.sub(lambda m: " ".join(split_identifier(m.group(0))), code)
+
+
+_DOC_LINE_MARKERS = " \t\"'`/#*!-;%"
+
+
+def without_doc(text: str, doc: str) -> str:
+    """Text without the lines of its own doc comment or docstring (``doc`` is the cleaned doc text): a line goes
+    when what is left of it, without comment markers and quotes, is a line of the doc."""
+    if not doc:
+        return text
+    doc_lines = {line.strip() for line in doc.splitlines()} - {""}
+    return "\n".join(line for line in text.splitlines() if line.strip(_DOC_LINE_MARKERS) not in doc_lines)
+
+
+def code_words(text: str) -> str:
+    """The identifiers of code as lowercase words, compound ones split: 'self.retry_count += 1' -> 'self retry
+    count'. What the code does, in the words a question would use."""
+    return " ".join(part for name in _IDENTIFIER.findall(text) for part in split_identifier(name))

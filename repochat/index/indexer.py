@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -13,7 +14,7 @@ from ..records import Chunk, SourceFile, Symbol
 from ..repo.filters import indexable_text
 from ..repo.walk import walk_repository
 from .embedder import embedder_id, load_embedder
-from .identifiers import identifier_words, searchable, split_identifier, words_of_code
+from .identifiers import code_words, identifier_words, split_identifier, without_doc, words_of_code
 from .parse import parse_file
 from .store import IndexStore, chunk_row
 
@@ -51,7 +52,6 @@ class _FileResult:
     symbols: list[Symbol] = field(default_factory=list)
     language: str = ""
     previous: dict[str, Any] | None = None  # the stored row, when only the mtime changed (same content)
-    rows: list[dict[str, Any]] = field(default_factory=list)  # chunk rows, built where the file was parsed
 
 
 def open_for_update(root: Path, settings: Settings, rebuild: bool = False) -> tuple[IndexStore, str]:
@@ -71,11 +71,17 @@ def update_index(root: Path, settings: Settings, progress: Progress | None = Non
     summary = IndexSummary(root=str(root), index_path=str(store.path), notice=notice, files=len(walk.files))
     changed = [f for f in walk.files if not _unchanged(stored.get(f.path), f)]
     summary.unchanged = len(walk.files) - len(changed)
-    for results in _parsed_batches(root, changed, stored):
-        _write(store, results)
-        summary.parsed += sum(1 for r in results if r.previous is None)
-        if progress:
-            progress("parse", summary.parsed, len(changed))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="repochat-index-writer") as writer:
+        written: Future[None] | None = None
+        for results in _parsed_batches(root, changed, stored):
+            if written is not None:
+                written.result()  # one batch in flight: bounds memory, and write order stays batch order
+            written = writer.submit(_write, store, results)
+            summary.parsed += sum(1 for r in results if r.previous is None)
+            if progress:
+                progress("parse", summary.parsed, len(changed))
+        if written is not None:
+            written.result()
     walked = {f.path for f in walk.files}
     gone = [path for path in stored if path not in walked]
     store.replace_content(gone, [], [])
@@ -135,20 +141,27 @@ def _pending_embeddings(store: IndexStore) -> dict[str, str]:
 
 def _parsed_batches(root: Path, changed: list[SourceFile],
                     stored: dict[str, dict[str, Any]]) -> Iterator[list[_FileResult]]:
-    """Files parsed in batches. One process: worker processes were measured slower (Django: 10.6 s against 7.1 s),
-    since shipping the parsed text back costs more than the parsing they share."""
+    """Files parsed in batches, in this thread; update_index writes a batch in another thread while the next one is
+    parsed (LanceDB writes release the GIL). Worker processes were measured slower (Django: 10.6 s against 7.1 s):
+    shipping the parsed text back costs more than the parsing they share; reading files ahead in threads gained
+    nothing measurable."""
     for batch in _batches(changed, WRITE_BATCH_FILES):
-        yield [_index_file(root, f, stored.get(f.path)) for f in batch]
+        yield [_index_file(f, _read(root, f), stored.get(f.path)) for f in batch]
+
+
+def _read(root: Path, source: SourceFile) -> bytes | None:
+    try:
+        return (root / source.path).read_bytes()
+    except OSError:
+        return None
 
 
 def _unchanged(row: dict[str, Any] | None, source: SourceFile) -> bool:
     return bool(row) and row["size"] == source.size and row["mtime"] == source.mtime  # type: ignore[index]
 
 
-def _index_file(root: Path, source: SourceFile, row: dict[str, Any] | None) -> _FileResult:
-    try:
-        data = (root / source.path).read_bytes()
-    except OSError:
+def _index_file(source: SourceFile, data: bytes | None, row: dict[str, Any] | None) -> _FileResult:
+    if data is None:
         return _FileResult(source, "", "unreadable")
     sha = content_hash(data)
     if row and row["sha"] == sha:
@@ -157,8 +170,7 @@ def _index_file(root: Path, source: SourceFile, row: dict[str, Any] | None) -> _
     if text is None:
         return _FileResult(source, sha, reason or "not_utf8")
     parsed = parse_file(source.path, text)
-    return _FileResult(source, sha, INDEXED, parsed.chunks, parsed.symbols, parsed.language,
-                       rows=[chunk_record(c) for c in parsed.chunks])
+    return _FileResult(source, sha, INDEXED, parsed.chunks, parsed.symbols, parsed.language)
 
 
 def content_hash(data: bytes) -> str:
@@ -168,18 +180,21 @@ def content_hash(data: bytes) -> str:
 
 def _write(store: IndexStore, results: list[_FileResult]) -> None:
     reparsed = [r for r in results if r.previous is None]
-    rows = [row for r in reparsed for row in r.rows]
+    rows = [chunk_record(c) for r in reparsed for c in r.chunks]
     store.replace_content([r.source.path for r in reparsed], rows, [s for r in reparsed for s in r.symbols])
     store.replace_files([r.source.path for r in results], [_file_row(r) for r in results])
 
 
 def chunk_record(chunk: Chunk) -> dict[str, Any]:
+    """The stored row: the chunk plus its three full-text fields and the key of its vector. The text field is the
+    words as written (docs, comments, strings); the split parts of identifiers are in the code field."""
     header = " ".join(split_identifier(chunk.symbol.replace(".", "_"))) if chunk.symbol else ""
     text = f"{chunk.path}\n{header}\n{chunk.context}\n{chunk.text}"
-    text = text if chunk.language in PROSE_LANGUAGES else searchable(text)  # prose has no identifiers
-    key = "" if chunk.language in PROSE_LANGUAGES else \
-        content_hash(embed_text(chunk).encode("utf-8", "surrogatepass"))
-    return chunk_row(chunk, text, chunk_names(chunk), key)
+    if chunk.language in PROSE_LANGUAGES:  # prose has no identifiers and is not embedded
+        return chunk_row(chunk, text, chunk_names(chunk), "", "")
+    code = f"{chunk.path}\n{header}\n{code_words(without_doc(chunk.text, chunk.doc))}"
+    key = content_hash(embed_text(chunk).encode("utf-8", "surrogatepass"))
+    return chunk_row(chunk, text, chunk_names(chunk), code, key)
 
 
 def chunk_names(chunk: Chunk) -> str:

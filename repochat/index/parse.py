@@ -16,7 +16,7 @@ from repochat.index.pieces import Lines, Piece
 from repochat.index.symbols import extract_symbols
 from repochat.index.textchunks import markdown_pieces, prose_pieces, window_pieces
 from repochat.records import Chunk, Symbol
-from repochat.tokens import count_tokens_batch
+from repochat.tokens import count_tokens_batch, estimate_tokens
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def _text_pieces(path: str, lines: Lines) -> tuple[str, list[Piece]]:
 
 def _chunks(path: str, language: str, pieces: list[Piece], lines: Lines) -> list[Chunk]:
     texts = [lines.text(piece.start_row, piece.end_row) for piece in pieces]
-    counts = count_tokens_batch(texts)
+    counts = [estimate_tokens(t) for t in texts] if language == "text" else count_tokens_batch(texts)
     return [Chunk(path=path, language=language, kind=piece.kind, symbol=piece.symbol,
                   start_line=piece.start_row + 1, end_line=piece.end_row + 1, text=chunk_text,
                   context=piece.context, signature=piece.signature, doc=piece.doc, tokens=count)

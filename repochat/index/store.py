@@ -6,6 +6,8 @@ content hash) last, so an interrupted run leaves files whose hash was not record
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import json
 import os
 import shutil
@@ -20,7 +22,7 @@ from lancedb.index import FTS
 from ..errors import IndexError_, IndexMissing
 from ..records import Chunk, Symbol
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FOLDER = f"index-v{SCHEMA_VERSION}"
 _IN_BATCH = 400  # paths per `path IN (...)` filter
 
@@ -28,7 +30,7 @@ CHUNKS = pa.schema([
     ("path", pa.string()), ("language", pa.string()), ("kind", pa.string()), ("symbol", pa.string()),
     ("start_line", pa.int32()), ("end_line", pa.int32()), ("text", pa.string()), ("context", pa.string()),
     ("signature", pa.string()), ("doc", pa.string()), ("tokens", pa.int32()),
-    ("search_text", pa.string()), ("names", pa.string()), ("embed_key", pa.string()),
+    ("search_text", pa.string()), ("names", pa.string()), ("code", pa.string()), ("embed_key", pa.string()),
 ])
 SYMBOLS = pa.schema([
     ("path", pa.string()), ("name", pa.string()), ("kind", pa.string()), ("role", pa.string()),
@@ -38,7 +40,9 @@ FILES = pa.schema([
     ("path", pa.string()), ("sha", pa.string()), ("size", pa.int64()), ("mtime", pa.float64()),
     ("language", pa.string()), ("status", pa.string()), ("chunks", pa.int32()), ("tokens", pa.int64()),
 ])
-FTS_COLUMNS = ("search_text", "names")  # the whole text, and the definition's name and parameters alone
+# The whole text; the definition's name and parameters alone; and its code without its own doc, so that what the
+# code does is matched on its identifiers without a neighbour's docstring outweighing it.
+FTS_COLUMNS = ("search_text", "names", "code")
 FTS_CONFIG = dict(base_tokenizer="icu", stem=True, remove_stop_words=True, ascii_folding=True, lower_case=True)
 
 
@@ -190,9 +194,10 @@ class IndexStore:
         table = self.table("chunks")
         if not table.count_rows():
             return
-        for column in FTS_COLUMNS:
-            if force or self._unindexed(table, column) > 2000:
-                table.create_index(column, config=FTS(**FTS_CONFIG), replace=True)
+        stale = [column for column in FTS_COLUMNS if force or self._unindexed(table, column) > 2000]
+        # LanceDB builds an index without the GIL: the columns' builds run side by side.
+        with ThreadPoolExecutor(max_workers=len(FTS_COLUMNS), thread_name_prefix="repochat-fts") as pool:
+            list(pool.map(lambda column: table.create_index(column, config=FTS(**FTS_CONFIG), replace=True), stale))
 
     @staticmethod
     def _unindexed(table: Any, column: str) -> int:
@@ -243,9 +248,10 @@ class IndexStore:
         return list(self._db.list_tables().tables)
 
 
-def chunk_row(chunk: Chunk, search_text: str, names: str, embed_key: str) -> dict[str, Any]:
+def chunk_row(chunk: Chunk, search_text: str, names: str, code: str, embed_key: str) -> dict[str, Any]:
     row = dict(vars(chunk))  # dataclasses.asdict deep-copies field by field: 10x slower on 50K chunks
     row["search_text"] = search_text
     row["names"] = names
+    row["code"] = code
     row["embed_key"] = embed_key
     return row

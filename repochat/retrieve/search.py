@@ -1,5 +1,6 @@
-"""Hybrid search: four ranked lists fused by weighted reciprocal rank — LanceDB full-text (BM25) over the text, over
-the definition names and parameters alone, definitions named exactly in the query, and MiniLM vectors."""
+"""Hybrid search: five ranked lists fused by weighted reciprocal rank — LanceDB full-text (BM25) over the text, over
+the definition names and parameters alone, and over the code's identifiers without its doc; definitions named
+exactly in the query; and MiniLM vectors."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ from ..index.store import IndexStore, sql_quote
 MODES = ("hybrid", "fts", "vector")
 RRF_K = 20  # reciprocal-rank constant: lower than the usual 60, so a list's first places count for more
 CANDIDATES = 50  # per leg, before fusion
-# Fusion weights per ranked list, tuned on the retrieval evaluation (tests/bench/eval_retrieval.py).
-# The name field (definition names and parameters) is the strongest single list by far.
-WEIGHTS = {"text": 0.5, "names": 3.0, "exact": 1.0, "vector": 0.5}
+SCORE_FLOOR = 0.2  # a full-text row scoring under this share of its list's best is left out of the fusion
+# Fusion weights per ranked list, tuned on the retrieval evaluation (tests/bench/eval_retrieval.py). The name field
+# (definition names and parameters) and the code field (the chunk's identifiers without its own doc) are the
+# strongest single lists; the whole text still carries docs and comments, which the evaluation's stripped needles lack.
+WEIGHTS = {"text": 0.5, "names": 2.0, "exact": 0.5, "vector": 1.0, "code": 2.0}
 # Tests, docs, examples and changelogs repeat the words of the code they describe; a question about code is
 # usually about the code itself, so their fused score is scaled down (they still show up when nothing else matches).
 SECONDARY_PATHS = re.compile(
@@ -75,6 +78,7 @@ def search(store: IndexStore, query: str, k: int = 10, mode: str = "hybrid", pat
     if mode in ("hybrid", "fts"):
         jobs["text"] = lambda: _fts(store, query, where, "search_text")
         jobs["names"] = lambda: _fts(store, query, where, "names")
+        jobs["code"] = lambda: _fts(store, query, where, "code")
         jobs["exact"] = lambda: _exact_names(store, query, where)
     if mode in ("hybrid", "vector") and store.has_vectors():
         model = embedder or cached_embedder(embedding_model)
@@ -145,7 +149,11 @@ def _fts(store: IndexStore, query: str, where: str | None, column: str) -> list[
     search = store.table("chunks").search(words, query_type="fts", fts_columns=column).select(_COLUMNS)
     if where:
         search = search.where(where, prefilter=True)
-    return search.limit(CANDIDATES).to_list()
+    rows = search.limit(CANDIDATES).to_list()
+    # Reciprocal rank ignores scores: in a short list a chunk sharing one common word with the query would rank
+    # second, and count as much as a close match. Rows far below the list's best match are dropped instead.
+    floor = rows[0]["_score"] * SCORE_FLOOR if rows else 0.0
+    return [row for row in rows if row["_score"] >= floor]
 
 
 def _exact_names(store: IndexStore, query: str, where: str | None) -> list[dict[str, Any]]:
