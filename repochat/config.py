@@ -52,7 +52,7 @@ class Settings:
     max_diff_lines: int = 2000  # review: above this, only the most important files are reviewed
     # review: whole-repository mode (after the KV pages `ask` caches) only when at most this many tokens need
     # prefilling (the review part and the pages from the first changed file on); else the small retrieval prompt
-    review_whole_max_prefill: int = 4096
+    review_whole_max_prefill: int = 2048  # ~30 s of prefill deep in a context on 2 busy cores: the hook stays under a minute
 
     def index_path(self, root: Path) -> Path:
         return Path(self.index_dir).expanduser() if self.index_dir else root / ".repochat"
