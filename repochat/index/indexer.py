@@ -14,7 +14,13 @@ from ..records import Chunk, SourceFile, Symbol
 from ..repo.filters import indexable_text
 from ..repo.walk import walk_repository
 from .embedder import embedder_id, load_embedder
-from .identifiers import code_words, identifier_words, split_identifier, without_doc, words_of_code
+from .identifiers import (
+    code_words,
+    identifier_words,
+    split_identifier,
+    without_doc,
+    words_of_code,
+)
 from .parse import parse_file
 from .store import IndexStore, chunk_row
 

@@ -6,11 +6,11 @@ content hash) last, so an interrupted run leaves files whose hash was not record
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -52,6 +52,26 @@ def sql_quote(value: str) -> str:
 
 SNAPSHOT_TABLES = ("chunks", "symbols", "files")
 _VECTOR_CACHE: dict[str, Any] = {}  # the last vector matrix loaded (a server asks the same index many times)
+_DIRECTORY_CACHE: dict[str, Any] = {}  # the last chunk directory loaded
+
+
+@dataclass
+class ChunkDirectory:
+    """Rows of (path, start_line, end_line, symbol, _rowid), by embed key and by the last part of the symbol."""
+
+    by_embed_key: dict[str, list[dict[str, Any]]]
+    by_name: dict[str, list[dict[str, Any]]]
+
+    @staticmethod
+    def of(rows: list[dict[str, Any]]) -> ChunkDirectory:
+        directory = ChunkDirectory({}, {})
+        for row in rows:
+            key = row.pop("embed_key")
+            if key:
+                directory.by_embed_key.setdefault(key, []).append(row)
+            if row["symbol"]:
+                directory.by_name.setdefault(row["symbol"].rsplit(".", 1)[-1], []).append(row)
+        return directory
 
 
 class IndexStore:
@@ -240,6 +260,17 @@ class IndexStore:
             matrix = vectors.values.to_numpy(zero_copy_only=False).reshape(len(vectors), -1)
             _VECTOR_CACHE.update(key=cache_key, value=(data.column("embed_key").to_pylist(), matrix))
         return _VECTOR_CACHE["value"]  # type: ignore[no-any-return]
+
+    def chunk_directory(self) -> ChunkDirectory:
+        """Where every chunk is, by embed key and by defined name, cached per table version: a vector hit or a name
+        the query mentions becomes a chunk without a query (a filtered scan costs more than a whole search)."""
+        table = self.table("chunks")
+        cache_key = (str(self.path), self.meta.get("snapshot", {}).get("chunks") if self._pinned else table.version)
+        if _DIRECTORY_CACHE.get("key") != cache_key:
+            rows = table.search().select(["embed_key", "symbol", "path", "start_line", "end_line"]) \
+                .with_row_id(True).limit(None).to_arrow().to_pylist()
+            _DIRECTORY_CACHE.update(key=cache_key, value=ChunkDirectory.of(rows))
+        return _DIRECTORY_CACHE["value"]  # type: ignore[no-any-return]
 
     def has_vectors(self) -> bool:
         return "vectors" in self._table_names() and self.table("vectors").count_rows() > 0

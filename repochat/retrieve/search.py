@@ -34,6 +34,7 @@ SECONDARY_FACTOR = 0.7
 MAX_VECTOR_QUERY_CHARS = 600  # the embedder reads 128 tokens at most; a longer query only costs tokenizing
 _COLUMNS = ["path", "language", "kind", "symbol", "start_line", "end_line", "text", "context", "signature",
             "doc", "tokens", "embed_key"]
+_SPAN_COLUMNS = ["path", "start_line", "end_line"]
 _MARKUP = re.compile(r":\w+:|\.\. \w+(::)?|``?|\*\*?")  # reST roles and directives, literals, emphasis
 _CODE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}")
 
@@ -88,16 +89,25 @@ def search(store: IndexStore, query: str, k: int = 10, mode: str = "hybrid", pat
     # The lists are independent and LanceDB and ONNX Runtime release the GIL: run them side by side.
     futures = {name: _POOL.submit(job) for name, job in jobs.items() if WEIGHTS.get(name, 1.0) > 0}
     legs = {name: future.result() for name, future in futures.items()}
-    return [_hit(row, score) for row, score in fuse(legs)[:k]]
+    ranked = fuse(legs)[:k]
+    rows = _full_rows(store, [row for row, _ in ranked])
+    return [_hit(rows[_span(row)], score) for row, score in ranked if _span(row) in rows]
+
+
+Span = tuple[str, int, int]  # path, start_line, end_line: what identifies a chunk
+
+
+def _span(row: dict[str, Any]) -> Span:
+    return row["path"], row["start_line"], row["end_line"]
 
 
 def fuse(legs: dict[str, list[dict[str, Any]]]) -> list[tuple[dict[str, Any], float]]:
     """Weighted reciprocal rank fusion of ranked row lists (a row is a path and line range), with the path prior."""
-    scores: dict[tuple[str, int, int], float] = {}
-    rows: dict[tuple[str, int, int], dict[str, Any]] = {}
+    scores: dict[Span, float] = {}
+    rows: dict[Span, dict[str, Any]] = {}
     for name, leg in legs.items():
         for rank, row in enumerate(leg):
-            key = (row["path"], row["start_line"], row["end_line"])
+            key = _span(row)
             scores[key] = scores.get(key, 0.0) + WEIGHTS.get(name, 1.0) / (RRF_K + rank + 1)
             rows.setdefault(key, row)
     for key in scores:
@@ -105,6 +115,15 @@ def fuse(legs: dict[str, list[dict[str, Any]]]) -> list[tuple[dict[str, Any], fl
             scores[key] *= SECONDARY_FACTOR
     ranked = sorted(scores, key=lambda key: -scores[key])
     return [(rows[key], scores[key]) for key in ranked]
+
+
+def _full_rows(store: IndexStore, ranked: list[dict[str, Any]]) -> dict[Span, dict[str, Any]]:
+    """The whole rows of the chunks that made the cut, taken by row id (the ranked lists carry only where chunks
+    are: a list of 50 whole rows costs more to read than the search that ranked them)."""
+    if not ranked:
+        return {}
+    rows = store.table("chunks").take_row_ids([row["_rowid"] for row in ranked]).select(_COLUMNS).to_list()
+    return {_span(row): row for row in rows}
 
 
 def glob_to_regex(glob: str) -> str:
@@ -146,7 +165,8 @@ def _fts(store: IndexStore, query: str, where: str | None, column: str) -> list[
     words = _fts_query(query)
     if not words:
         return []
-    search = store.table("chunks").search(words, query_type="fts", fts_columns=column).select(_COLUMNS)
+    search = store.table("chunks").search(words, query_type="fts", fts_columns=column).select(_SPAN_COLUMNS) \
+        .with_row_id(True)
     if where:
         search = search.where(where, prefilter=True)
     rows = search.limit(CANDIDATES).to_list()
@@ -162,10 +182,14 @@ def _exact_names(store: IndexStore, query: str, where: str | None) -> list[dict[
     names = list(dict.fromkeys(_CODE_NAME.findall(query)))[:30]
     if not names:
         return []
+    if where is None:
+        by_name = store.chunk_directory().by_name
+        rows = [row for name in names for row in sorted(by_name.get(name, ()), key=lambda row: row["path"])]
+        return rows[:CANDIDATES]
     clause = f"symbol IN ({', '.join(sql_quote(n) for n in names)}) OR " + " OR ".join(
         f"symbol LIKE {sql_quote('%.' + n)}" for n in names)
-    rows = store.table("chunks").search().where(f"({clause}) AND ({where})" if where else f"({clause})") \
-        .select(_COLUMNS).limit(CANDIDATES * 4).to_list()
+    rows = store.table("chunks").search().where(f"({clause}) AND ({where})").select([*_SPAN_COLUMNS, "symbol"]) \
+        .with_row_id(True).limit(CANDIDATES * 4).to_list()
     order = {name: i for i, name in enumerate(names)}
     rows.sort(key=lambda row: (order.get(row["symbol"].rsplit(".", 1)[-1], len(order)), row["path"]))
     return rows[:CANDIDATES]
@@ -181,12 +205,16 @@ def _vector(store: IndexStore, query: str, where: str | None, embedder: Embedder
     keys, matrix = store.vector_matrix()
     scores = np.einsum("ij,j->i", matrix, vector)  # not `@`: BLAS threads cost more than they save here
     top = np.argpartition(-scores, min(CANDIDATES * 2, len(keys) - 1))[:CANDIDATES * 2]
-    order = {keys[i]: rank for rank, i in enumerate(sorted(top, key=lambda i: -scores[i]))}
-    if not order:
+    nearest = [keys[i] for i in sorted(top, key=lambda i: -scores[i])]
+    if not nearest:
         return []
-    clause = f"embed_key IN ({', '.join(sql_quote(key) for key in order)})"
-    rows = store.table("chunks").search().where(f"{clause} AND ({where})" if where else clause) \
-        .select(_COLUMNS).limit(None).to_list()
+    if where is None:  # resolved in memory: a query for the chunks behind 100 keys costs more than all the rest
+        by_key = store.chunk_directory().by_embed_key
+        return [row for key in nearest for row in by_key.get(key, ())][:CANDIDATES]
+    order = {key: rank for rank, key in enumerate(nearest)}
+    clause = f"embed_key IN ({', '.join(sql_quote(key) for key in order)}) AND ({where})"
+    rows = store.table("chunks").search().where(clause).select([*_SPAN_COLUMNS, "embed_key"]).with_row_id(True) \
+        .limit(None).to_list()
     rows.sort(key=lambda row: order[row["embed_key"]])
     return rows[:CANDIDATES]
 
