@@ -51,24 +51,28 @@ def _git(root: Path, *args: str, when: int | None = None, binary: bool = False) 
 
 
 def build_repository(target: Path, tokens: int, package: str = "click") -> Path:
-    """A git repository of an installed package's .py files, one commit per file, at least ``tokens`` tokens."""
+    """A git repository of an installed package's .py files, one commit per file, filled as close to ``tokens``
+    (tiktoken, as rendered for the context) as its files allow without going over: the largest files that still
+    fit first, then committed smallest first."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         sys.exit(f"package {package!r} is not installed")
     source = Path(list(spec.submodule_search_locations)[0])
+    sizes = {path: count_tokens(render_file(str(path.relative_to(source.parent)), path.read_text("utf-8")).text)
+             for path in source.rglob("*.py")}
+    chosen, total = [], 0
+    for path in sorted(sizes, key=lambda p: -sizes[p]):
+        if total + sizes[path] <= tokens:
+            chosen.append(path)
+            total += sizes[path]
     target.mkdir(parents=True)
     _git(target, "init", "-q")
-    total = 0
-    for index, path in enumerate(sorted(source.rglob("*.py"), key=lambda p: p.stat().st_size)):
-        text = path.read_text(encoding="utf-8")
+    for index, path in enumerate(sorted(chosen, key=lambda p: sizes[p])):
         rel = path.relative_to(source.parent)
         (target / rel).parent.mkdir(parents=True, exist_ok=True)
-        (target / rel).write_text(text, encoding="utf-8")
+        (target / rel).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
         _git(target, "add", str(rel))
         _git(target, "commit", "-q", "-m", f"add {rel}", when=1_600_000_000 + index * 3600)
-        total += count_tokens(render_file(str(rel), text).text)
-        if total >= tokens:
-            break
     return target
 
 
@@ -174,7 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default="ttft,overhead,replay")
     parser.add_argument("--repo", type=Path, help="repository for ttft/overhead (default: built from click)")
-    parser.add_argument("--tokens", type=int, default=16_500)
+    parser.add_argument("--tokens", type=int, default=16_500, help="repository size (tiktoken; model tokens ~1.3x)")
     parser.add_argument("--page-tokens", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--history", type=Path, default=Path(__file__).resolve().parents[2])
