@@ -83,6 +83,18 @@ def test_results_carry_exact_line_ranges(store: IndexStore) -> None:
     assert hit.text.splitlines()[-1] == lines[hit.end_line - 1]
 
 
+def test_definitions_named_bare_and_qualified(store: IndexStore) -> None:
+    from repochat.retrieve.search import definitions_named
+
+    hits = definitions_named(store, ["Worker._failed", "backoff_delay"])
+    worker = (DEMO / "taskq/worker.py").read_text().splitlines()
+    failed_line = next(n for n, line in enumerate(worker, 1) if "def _failed" in line)
+    assert [h.path for h in hits] == ["taskq/worker.py", "taskq/worker.py"]
+    assert hits[0].start_line <= failed_line <= hits[0].end_line
+    assert "def backoff_delay" in hits[1].text
+    assert definitions_named(store, ["Queue._failed", "no_such_name"]) == []
+
+
 def test_glob_translation() -> None:
     import re
 
@@ -118,6 +130,7 @@ def test_retrieval_context_is_a_map_then_exact_excerpts_within_budget(tmp_path: 
     excerpts = retrieval_context(root, load_settings(root), "How does Worker._failed decide to retry a job?", 900)
     assert excerpts[0].path == MAP_PATH and excerpts[0].text.startswith("taskq/")
     assert excerpts[1].path == "taskq/worker.py"  # the definition the question names comes first
+    assert "def _failed" in excerpts[1].text
     for excerpt in excerpts[1:]:
         lines = (root / excerpt.path).read_text().splitlines()
         assert excerpt.text.splitlines() == lines[excerpt.start_line - 1:excerpt.end_line]

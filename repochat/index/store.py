@@ -57,21 +57,28 @@ _DIRECTORY_CACHE: dict[str, Any] = {}  # the last chunk directory loaded
 
 @dataclass
 class ChunkDirectory:
-    """Rows of (path, start_line, end_line, symbol, _rowid), by embed key and by the last part of the symbol."""
+    """Rows of (path, start_line, end_line, symbol, _rowid), by embed key, by the last part of the symbol and by
+    path."""
 
     by_embed_key: dict[str, list[dict[str, Any]]]
     by_name: dict[str, list[dict[str, Any]]]
+    by_path: dict[str, list[dict[str, Any]]]  # in line order
 
     @staticmethod
     def of(rows: list[dict[str, Any]]) -> ChunkDirectory:
-        directory = ChunkDirectory({}, {})
-        for row in rows:
+        directory = ChunkDirectory({}, {}, {})
+        for row in sorted(rows, key=lambda row: (row["path"], row["start_line"])):
             key = row.pop("embed_key")
             if key:
                 directory.by_embed_key.setdefault(key, []).append(row)
             if row["symbol"]:
                 directory.by_name.setdefault(row["symbol"].rsplit(".", 1)[-1], []).append(row)
+            directory.by_path.setdefault(row["path"], []).append(row)
         return directory
+
+    def chunk_at(self, path: str, line: int) -> dict[str, Any] | None:
+        return next((row for row in self.by_path.get(path, ()) if row["start_line"] <= line <= row["end_line"]),
+                    None)
 
 
 class IndexStore:

@@ -11,8 +11,7 @@ from ..config import Settings
 from ..index.indexer import embed_pending, update_index
 from ..index.store import IndexStore
 from .repomap import rank_definitions, render_map
-from .search import SearchHit, search
-from .symbols import find_symbols
+from .search import SearchHit, definitions_named, search
 
 MAP_PATH = "repository map"  # not a file: citations of it are flagged as not in the context
 MAP_TOKENS = 400  # at most this much of the budget goes to the map ...
@@ -73,12 +72,8 @@ def fresh_index(root: Path, settings: Settings) -> IndexStore:
 def named_definitions(store: IndexStore, question: str) -> list[SearchHit]:
     """Chunks defining identifiers the question mentions (``parse_config``, ``Queue.requeue``): a question that
     names code is best answered with that code."""
-    hits: list[SearchHit] = []
-    for name in dict.fromkeys(m for m in _NAME.findall(question) if _looks_like_code(m)):
-        for symbol in find_symbols(store, name, role="definition", limit=3):
-            hits.extend(search(store, symbol.name, k=3, mode="fts", path_glob=symbol.path))
-    return [h for h in hits if h.symbol.rsplit(".", 1)[-1] in _NAME.findall(question) or
-            h.symbol in question]
+    names = [m for m in dict.fromkeys(_NAME.findall(question)) if _looks_like_code(m)]
+    return definitions_named(store, names)
 
 
 def estimated_tokens(hit: SearchHit) -> int:

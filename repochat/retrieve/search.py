@@ -16,6 +16,7 @@ from ..errors import ConfigError, IndexError_
 from ..index.embedder import Embedder, load_embedder
 from ..index.identifiers import searchable
 from ..index.store import IndexStore, sql_quote
+from .symbols import find_symbols
 
 MODES = ("hybrid", "fts", "vector")
 RRF_K = 20  # reciprocal-rank constant: lower than the usual 60, so a list's first places count for more
@@ -183,9 +184,7 @@ def _exact_names(store: IndexStore, query: str, where: str | None) -> list[dict[
     if not names:
         return []
     if where is None:
-        by_name = store.chunk_directory().by_name
-        rows = [row for name in names for row in sorted(by_name.get(name, ()), key=lambda row: row["path"])]
-        return rows[:CANDIDATES]
+        return _named_rows(store, names)[:CANDIDATES]
     clause = f"symbol IN ({', '.join(sql_quote(n) for n in names)}) OR " + " OR ".join(
         f"symbol LIKE {sql_quote('%.' + n)}" for n in names)
     rows = store.table("chunks").search().where(f"({clause}) AND ({where})").select([*_SPAN_COLUMNS, "symbol"]) \
@@ -193,6 +192,27 @@ def _exact_names(store: IndexStore, query: str, where: str | None) -> list[dict[
     order = {name: i for i, name in enumerate(names)}
     rows.sort(key=lambda row: (order.get(row["symbol"].rsplit(".", 1)[-1], len(order)), row["path"]))
     return rows[:CANDIDATES]
+
+
+def _named_rows(store: IndexStore, names: list[str]) -> list[dict[str, Any]]:
+    """Chunks whose own symbol is one of ``names`` (bare: ``parse``), name by name."""
+    by_name = store.chunk_directory().by_name
+    return [row for name in names for row in sorted(by_name.get(name, ()), key=lambda row: row["path"])]
+
+
+def definitions_named(store: IndexStore, names: list[str], per_name: int = 3) -> list[SearchHit]:
+    """The chunks holding the definitions of ``names`` (``parse_config``, or qualified: ``Queue.requeue``) from the
+    symbols table, at most ``per_name`` each, in the order of ``names``: a method of a class small enough to be
+    one chunk is found in the class's chunk."""
+    directory = store.chunk_directory()
+    ranked: dict[Span, dict[str, Any]] = {}
+    for name in names:
+        for symbol in find_symbols(store, name, role="definition", limit=per_name):
+            row = directory.chunk_at(symbol.path, symbol.line)
+            if row is not None:
+                ranked.setdefault(_span(row), row)
+    rows = _full_rows(store, list(ranked.values()))
+    return [_hit(rows[span], 1.0) for span in ranked if span in rows]
 
 
 def _fts_query(query: str) -> str:
