@@ -31,6 +31,7 @@ from .config import Settings
 from .errors import RepochatError
 from .index.indexer import IndexSummary, embed_pending, update_index
 from .index.store import IndexStore
+from .repo.walk import ignored_folder
 
 log = logging.getLogger("repochat.watch")
 DEBOUNCE_S = 0.4  # quiet time after the last event: an editor's save is several events in a few milliseconds
@@ -129,7 +130,8 @@ class _ChangeCollector(FileSystemEventHandler):
 
 class _TopLevelWatches:
     """The observer's watches: the root without recursion (its own files, and folders appearing or going), and every
-    top-level folder recursively except the excluded ones, so that .git/ and the index folder are never watched."""
+    top-level folder recursively except the excluded and the ignored ones, so that .git/, the index folder and
+    ignored folders such as node_modules/ are never watched."""
 
     def __init__(self, observer: BaseObserver, root: Path, excluded: set[str]) -> None:
         self._observer = observer
@@ -152,7 +154,8 @@ class _TopLevelWatches:
         is never held while calling the observer (the other order would deadlock with ``start``). Scheduling the
         same folder twice yields the same watch, so a race between the two threads is harmless."""
         path = self._root / name
-        if exists and name not in self._excluded and path.is_dir() and not path.is_symlink():
+        if exists and name not in self._excluded and path.is_dir() and not path.is_symlink() \
+                and not ignored_folder(self._root, name):
             self._add(name, path)  # a symlinked folder may lead outside the repository; the walker skips it too
         elif not exists and not path.is_dir():
             self._drop(name)

@@ -19,6 +19,7 @@ import pytest
 from repo_support import git
 from repochat.config import Settings, load_settings
 from repochat.index.store import IndexStore
+from repochat.repo.walk import ignored_folder
 from repochat.retrieve.symbols import find_symbols
 from repochat.watch import IndexGate, IndexWatcher
 
@@ -123,6 +124,22 @@ def test_git_metadata_and_the_index_folder_are_not_watched(watched: Callable[...
         inotify = _inotify_inodes()
         assert {(root / "src").stat().st_ino, root.stat().st_ino} <= inotify
         assert not metadata & inotify, "a folder of .git/ or .repochat/ is watched"
+
+
+def test_ignored_folders_are_not_watched_unless_they_hold_tracked_files(
+        make_repo: Callable[..., Path], watched: Callable[..., IndexWatcher]) -> None:
+    files = {".gitignore": "node_modules/\nbuild/\n", ".repochatignore": "vendor/\n", "app.py": "x = 1\n",
+             "node_modules/pkg/index.js": "module.exports = 1;\n", "build/out.txt": "built\n",
+             "vendor/lib.py": "y = 2\n", "src/main.py": "z = 3\n"}
+    watcher = watched(files)
+    root = watcher.root
+    assert {Path(e.watch.path) for e in watcher.observer.emitters} == {root, root / "src"}
+    # A file tracked inside an ignored folder is indexed, so its folder is watched.
+    tracked = make_repo({".gitignore": "build/\n", "build/keep.py": "k = 1\n"}, commit=False)
+    git(tracked, "add", "-f", ".gitignore", "build/keep.py")
+    assert not ignored_folder(tracked, "build") and ignored_folder(root, "build") and ignored_folder(root, "vendor")
+    plain = make_repo({".gitignore": "dist/\n", "dist/a.js": "a\n"}, use_git=False)
+    assert ignored_folder(plain, "dist") and not ignored_folder(plain, "src")
 
 
 def test_a_top_level_folder_created_while_watching_gets_its_own_watch(

@@ -66,6 +66,20 @@ def walk_repository(root: Path, settings: Settings) -> WalkResult:
     return result
 
 
+def ignored_folder(root: Path, name: str) -> bool:
+    """A top-level folder the walker finds nothing in: ignored by .repochatignore, or by git (.gitignore outside
+    a git repository) while holding no tracked file. A watcher need not follow it (node_modules, .venv, build)."""
+    folder = f"{name}/"
+    ignore = _load_ignore(root)
+    if ignore and ignore.match_file(folder):
+        return True
+    if not is_git_repository(root):
+        spec = _gitignore_in(root)
+        return bool(spec and spec.match_file(folder))
+    ignored = _git(root, "check-ignore", "-q", "--", folder) is not None  # exit status 0: ignored
+    return ignored and not _git(root, "ls-files", "--", folder)
+
+
 def read_text(root: Path, rel: str) -> str | None:
     """A file's text when it may be indexed (not binary, not a secret, not generated), else None."""
     text, _reason = read_checked(root, rel)
