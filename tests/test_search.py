@@ -95,6 +95,15 @@ def test_definitions_named_bare_and_qualified(store: IndexStore) -> None:
     assert definitions_named(store, ["Queue._failed", "no_such_name"]) == []
 
 
+def test_names_in_a_query_leave_out_cross_references() -> None:
+    from repochat.retrieve.search import names_in
+
+    assert names_in("Like :func:`pass_context`, but passes ``Context.obj``; see {@link mergeMap} and [`Value`].") \
+        == ["Like", "passes", "Context"]  # and no shorter words than four letters
+    assert names_in("How does Worker._failed call backoff_delay?") == ["does", "Worker", "_failed", "call",
+                                                                         "backoff_delay"]
+
+
 def test_glob_translation() -> None:
     import re
 

@@ -36,6 +36,9 @@ MAX_VECTOR_QUERY_CHARS = 600  # the embedder reads 128 tokens at most; a longer 
 _COLUMNS = ["path", "language", "kind", "symbol", "start_line", "end_line", "text", "context", "signature",
             "doc", "tokens", "embed_key"]
 _SPAN_COLUMNS = ["path", "start_line", "end_line"]
+# A doc comment's cross-references (reST :func:`x`, JSDoc {@link x}, Rust [`x`]) point at other definitions, not at
+# the one described: they do not count as naming it.
+_CROSS_REFERENCE = re.compile(r":\w+:`[^`]*`|\{@link[^}]*\}|\[`[^`\]]*`\]")
 _MARKUP = re.compile(r":\w+:|\.\. \w+(::)?|``?|\*\*?")  # reST roles and directives, literals, emphasis
 _CODE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}")
 
@@ -75,13 +78,14 @@ def search(store: IndexStore, query: str, k: int = 10, mode: str = "hybrid", pat
     if not query.strip():
         return []
     where = _filter(path_glob, language)
+    names = names_in(query)
     query = _MARKUP.sub(" ", query)
     jobs: dict[str, Any] = {}
     if mode in ("hybrid", "fts"):
         jobs["text"] = lambda: _fts(store, query, where, "search_text")
         jobs["names"] = lambda: _fts(store, query, where, "names")
         jobs["code"] = lambda: _fts(store, query, where, "code")
-        jobs["exact"] = lambda: _exact_names(store, query, where)
+        jobs["exact"] = lambda: _exact_names(store, names, where)
     if mode in ("hybrid", "vector") and store.has_vectors():
         model = embedder or cached_embedder(embedding_model)
         jobs["vector"] = lambda: _vector(store, query, where, model)
@@ -177,10 +181,15 @@ def _fts(store: IndexStore, query: str, where: str | None, column: str) -> list[
     return [row for row in rows if row["_score"] >= floor]
 
 
-def _exact_names(store: IndexStore, query: str, where: str | None) -> list[dict[str, Any]]:
-    """Definitions named exactly (case and all) by a word of the query, in order of first mention: a doc comment
-    or a question that says `ParseConfig` or `parse_config` most likely means that definition."""
-    names = list(dict.fromkeys(_CODE_NAME.findall(query)))[:30]
+def names_in(query: str) -> list[str]:
+    """Identifiers a query names itself, in order of first mention; a doc comment's cross-references to other
+    definitions do not count."""
+    return list(dict.fromkeys(_CODE_NAME.findall(_CROSS_REFERENCE.sub(" ", query))))[:30]
+
+
+def _exact_names(store: IndexStore, names: list[str], where: str | None) -> list[dict[str, Any]]:
+    """Definitions named exactly (case and all) by the query, in order of first mention: a doc comment or a
+    question that says `ParseConfig` or `parse_config` most likely means that definition."""
     if not names:
         return []
     if where is None:
