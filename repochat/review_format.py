@@ -103,11 +103,21 @@ def to_sarif(report: ReviewReport, version: str, root: Path) -> dict[str, Any]:
                                 "text": "Issue found by a model review of the change"}}]}},
         "originalUriBaseIds": {"%SRCROOT%": {"uri": root.resolve().as_uri() + "/"}},
         "results": results,
+        "properties": _sarif_run_properties(report),
         "invocations": [{"executionSuccessful": report.ran,
                          **({"toolExecutionNotifications": [{"level": "warning", "message": {"text": report.notice}}]}
                             if report.notice else {})}],
     }
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
+
+
+# What a reader of the SARIF file needs to judge the review: what it covered and how the model saw the repository.
+_SARIF_STATS = ("mode", "mode_reason", "model", "restored_tokens", "prefilled_tokens")
+
+
+def _sarif_run_properties(report: ReviewReport) -> dict[str, Any]:
+    return {"target": report.target, "reviewed": report.reviewed, "notReviewed": report.not_reviewed,
+            "seconds": round(report.seconds, 2), **{k: report.stats[k] for k in _SARIF_STATS if k in report.stats}}
 
 
 def _sarif_result(finding: Finding) -> dict[str, Any]:

@@ -52,7 +52,9 @@ def test_text_output_names_every_finding_and_left_out_file() -> None:
 
 
 def test_sarif_2_1_0_shape(tmp_path: Path) -> None:
-    sarif = to_sarif(ReviewReport("staged", findings=[WARNING, ERROR]), "0.1.0", tmp_path)
+    report = ReviewReport("staged", findings=[WARNING, ERROR], reviewed=["b/c.py"], not_reviewed={"logo.png": "binary"},
+                          seconds=3.456, stats={"mode": "whole", "restored_tokens": 2048, "prompt_tokens": 9})
+    sarif = to_sarif(report, "0.1.0", tmp_path)
     assert sarif["version"] == "2.1.0" and sarif["$schema"].endswith("sarif-2.1.0.json")
     run = sarif["runs"][0]
     assert run["tool"]["driver"]["name"] == "repochat"
@@ -62,6 +64,8 @@ def test_sarif_2_1_0_shape(tmp_path: Path) -> None:
     location = run["results"][1]["locations"][0]["physicalLocation"]
     assert location == {"artifactLocation": {"uri": "b/c.py", "uriBaseId": "%SRCROOT%"}, "region": {"startLine": 7}}
     assert run["results"][1]["properties"]["suggestion"] == "use len(x) - 1"
+    assert run["properties"] == {"target": "staged", "reviewed": ["b/c.py"], "notReviewed": {"logo.png": "binary"},
+                                 "seconds": 3.46, "mode": "whole", "restored_tokens": 2048}
     assert json.loads(json.dumps(sarif)) == sarif
 
 
