@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .. import tokens
 from ..config import Settings
 from ..records import Chunk, SourceFile, Symbol
 from ..repo.filters import indexable_text
@@ -71,6 +72,7 @@ def update_index(root: Path, settings: Settings, progress: Progress | None = Non
                  rebuild: bool = False) -> IndexSummary:
     """Bring the index in line with the work tree. Safe to interrupt: the next run completes it."""
     started = time.perf_counter()
+    tokens.preload()  # loads while the repository is walked
     store, notice = open_for_update(root, settings, rebuild)
     walk = walk_repository(root, settings)
     stored = store.file_rows()
