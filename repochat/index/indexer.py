@@ -154,22 +154,17 @@ def _parsed_batches(root: Path, changed: list[SourceFile],
     shipping the parsed text back costs more than the parsing they share; reading files ahead in threads gained
     nothing measurable."""
     for batch in _batches(changed, WRITE_BATCH_FILES):
-        yield [_index_file(f, _read(root, f), stored.get(f.path)) for f in batch]
-
-
-def _read(root: Path, source: SourceFile) -> bytes | None:
-    try:
-        return (root / source.path).read_bytes()
-    except OSError:
-        return None
+        yield [_index_file(root, f, stored.get(f.path)) for f in batch]
 
 
 def _unchanged(row: dict[str, Any] | None, source: SourceFile) -> bool:
     return bool(row) and row["size"] == source.size and row["mtime"] == source.mtime  # type: ignore[index]
 
 
-def _index_file(source: SourceFile, data: bytes | None, row: dict[str, Any] | None) -> _FileResult:
-    if data is None:
+def _index_file(root: Path, source: SourceFile, row: dict[str, Any] | None) -> _FileResult:
+    try:
+        data = (root / source.path).read_bytes()
+    except OSError:
         return _FileResult(source, "", "unreadable")
     sha = content_hash(data)
     if row and row["sha"] == sha:
