@@ -269,8 +269,9 @@ class IndexStore:
         return _VECTOR_CACHE["value"]  # type: ignore[no-any-return]
 
     def chunk_directory(self) -> ChunkDirectory:
-        """Where every chunk is, by embed key and by defined name, cached per table version: a vector hit or a name
-        the query mentions becomes a chunk without a query (a filtered scan costs more than a whole search)."""
+        """Where every chunk is, by embed key, defined name and path, cached per table version: a vector hit, a name
+        the query mentions or a definition's line becomes a chunk without a query (a filtered scan costs more than a
+        whole search)."""
         table = self.table("chunks")
         cache_key = (str(self.path), self.meta.get("snapshot", {}).get("chunks") if self._pinned else table.version)
         if _DIRECTORY_CACHE.get("key") != cache_key:
