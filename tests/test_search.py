@@ -104,6 +104,13 @@ def test_names_in_a_query_leave_out_cross_references() -> None:
                                                                          "backoff_delay"]
 
 
+def test_names_written_as_calls() -> None:
+    from repochat.retrieve.search import called_in
+
+    assert called_in("Like :func:`pass_context()`; `const n = interval(1000)` and mergeMap(x), not map(x) or ran.")\
+        == ["interval", "mergeMap"]
+
+
 def test_glob_translation() -> None:
     import re
 

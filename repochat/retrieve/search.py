@@ -1,6 +1,6 @@
-"""Hybrid search: five ranked lists fused by weighted reciprocal rank — LanceDB full-text (BM25) over the text, over
+"""Hybrid search: six ranked lists fused by weighted reciprocal rank — LanceDB full-text (BM25) over the text, over
 the definition names and parameters alone, and over the code's identifiers without its doc; definitions named
-exactly in the query; and MiniLM vectors."""
+exactly in the query, and those it writes as calls; and MiniLM vectors."""
 
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ SCORE_FLOOR = 0.2  # a full-text row scoring under this share of its list's best
 # Fusion weights per ranked list, tuned on the retrieval evaluation (tests/bench/eval_retrieval.py). The name field
 # (definition names and parameters) and the code field (the chunk's identifiers without its own doc) are the
 # strongest single lists; the whole text still carries docs and comments, which the evaluation's stripped needles lack.
-WEIGHTS = {"text": 0.5, "names": 2.0, "exact": 0.5, "vector": 1.0, "code": 2.0}
+# A name written as a call, `parse_config()`, is one the writer has in mind (a question about it, or a doc comment's
+# own usage example): it counts as much as the strongest lists; a bare name that is also an English word counts less.
+WEIGHTS = {"text": 0.5, "names": 2.0, "exact": 0.5, "called": 2.0, "vector": 1.0, "code": 2.0}
 # Tests, docs, examples and changelogs repeat the words of the code they describe; a question about code is
 # usually about the code itself, so their fused score is scaled down (they still show up when nothing else matches).
 SECONDARY_PATHS = re.compile(
@@ -41,6 +43,7 @@ _SPAN_COLUMNS = ["path", "start_line", "end_line"]
 _CROSS_REFERENCE = re.compile(r":\w+:`[^`]*`|\{@link[^}]*\}|\[`[^`\]]*`\]")
 _MARKUP = re.compile(r":\w+:|\.\. \w+(::)?|``?|\*\*?")  # reST roles and directives, literals, emphasis
 _CODE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}")
+_CALLED_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]{3,})\(")
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ def search(store: IndexStore, query: str, k: int = 10, mode: str = "hybrid", pat
     if not query.strip():
         return []
     where = _filter(path_glob, language)
-    names = names_in(query)
+    names, called = names_in(query), called_in(query)
     query = _MARKUP.sub(" ", query)
     jobs: dict[str, Any] = {}
     if mode in ("hybrid", "fts"):
@@ -86,6 +89,7 @@ def search(store: IndexStore, query: str, k: int = 10, mode: str = "hybrid", pat
         jobs["names"] = lambda: _fts(store, query, where, "names")
         jobs["code"] = lambda: _fts(store, query, where, "code")
         jobs["exact"] = lambda: _exact_names(store, names, where)
+        jobs["called"] = lambda: _exact_names(store, called, where)
     if mode in ("hybrid", "vector") and store.has_vectors():
         model = embedder or cached_embedder(embedding_model)
         jobs["vector"] = lambda: _vector(store, query, where, model)
@@ -185,6 +189,11 @@ def names_in(query: str) -> list[str]:
     """Identifiers a query names itself, in order of first mention; a doc comment's cross-references to other
     definitions do not count."""
     return list(dict.fromkeys(_CODE_NAME.findall(_CROSS_REFERENCE.sub(" ", query))))[:30]
+
+
+def called_in(query: str) -> list[str]:
+    """Identifiers the query writes as calls (``name(``), in order of first mention, cross-references left out."""
+    return list(dict.fromkeys(_CALLED_NAME.findall(_CROSS_REFERENCE.sub(" ", query))))[:30]
 
 
 def _exact_names(store: IndexStore, names: list[str], where: str | None) -> list[dict[str, Any]]:
