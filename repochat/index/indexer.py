@@ -123,7 +123,8 @@ def embed_pending(store: IndexStore, settings: Settings, progress: Progress | No
 
 
 def count_pending_embeddings(store: IndexStore) -> int:
-    return len(_pending_embeddings(store))
+    """How many distinct embedded texts have no vector yet (keys only: building the texts costs a second)."""
+    return len(set(store.column("chunks", "embed_key", "embed_key != ''")) - store.vector_keys())
 
 
 def embed_text(chunk: Chunk) -> str:
