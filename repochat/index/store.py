@@ -12,7 +12,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 os.environ.setdefault("LANCEDB_LOG", "error")  # lance's Rust warnings (deprecations, "creating dataset") are noise
 import lancedb  # noqa: E402
@@ -51,7 +51,7 @@ def sql_quote(value: str) -> str:
 
 
 SNAPSHOT_TABLES = ("chunks", "symbols", "files")
-_VECTOR_CACHE: dict[str, Any] = {}  # the last vector matrix loaded (a server asks the same index many times)
+_VECTOR_CACHE: dict[str, Any] = {}  # the last vector matrix loaded
 _DIRECTORY_CACHE: dict[str, Any] = {}  # the last chunk directory loaded
 
 
@@ -259,26 +259,22 @@ class IndexStore:
     def vector_matrix(self) -> tuple[list[str], Any]:
         """All vectors as (keys, float32 matrix), cached per table version: a brute-force dot product over tens of
         thousands of 384-d vectors takes a few milliseconds, several times less than a LanceDB flat search."""
-        table = self.table("vectors")
-        cache_key = (str(self.path), self.meta.get("snapshot", {}).get("vectors") if self._pinned else table.version)
-        if _VECTOR_CACHE.get("key") != cache_key:
-            data = table.search().select(["embed_key", "vector"]).limit(None).to_arrow()
-            vectors = data.column("vector").combine_chunks()
-            matrix = vectors.values.to_numpy(zero_copy_only=False).reshape(len(vectors), -1)
-            _VECTOR_CACHE.update(key=cache_key, value=(data.column("embed_key").to_pylist(), matrix))
-        return _VECTOR_CACHE["value"]  # type: ignore[no-any-return]
+        return self._cached(_VECTOR_CACHE, "vectors", _load_vector_matrix)  # type: ignore[no-any-return]
 
     def chunk_directory(self) -> ChunkDirectory:
         """Where every chunk is, by embed key, defined name and path, cached per table version: a vector hit, a name
         the query mentions or a definition's line becomes a chunk without a query (a filtered scan costs more than a
         whole search)."""
-        table = self.table("chunks")
-        cache_key = (str(self.path), self.meta.get("snapshot", {}).get("chunks") if self._pinned else table.version)
-        if _DIRECTORY_CACHE.get("key") != cache_key:
-            rows = table.search().select(["embed_key", "symbol", "path", "start_line", "end_line"]) \
-                .with_row_id(True).limit(None).to_arrow().to_pylist()
-            _DIRECTORY_CACHE.update(key=cache_key, value=ChunkDirectory.of(rows))
-        return _DIRECTORY_CACHE["value"]  # type: ignore[no-any-return]
+        return self._cached(_DIRECTORY_CACHE, "chunks", _load_chunk_directory)  # type: ignore[no-any-return]
+
+    def _cached(self, cache: dict[str, Any], name: str, load: Callable[[Any], Any]) -> Any:
+        """``load(table)`` of table ``name``, kept in ``cache`` (one entry) until the index or the version read
+        changes (a server asks the same index many times)."""
+        table = self.table(name)
+        key = (str(self.path), self.meta.get("snapshot", {}).get(name) if self._pinned else table.version)
+        if cache.get("key") != key:
+            cache.update(key=key, value=load(table))
+        return cache["value"]
 
     def has_vectors(self) -> bool:
         return "vectors" in self._table_names() and self.table("vectors").count_rows() > 0
@@ -294,3 +290,16 @@ def chunk_row(chunk: Chunk, search_text: str, names: str, code: str, embed_key: 
     row["code"] = code
     row["embed_key"] = embed_key
     return row
+
+
+def _load_vector_matrix(table: Any) -> tuple[list[str], Any]:
+    data = table.search().select(["embed_key", "vector"]).limit(None).to_arrow()
+    vectors = data.column("vector").combine_chunks()
+    matrix = vectors.values.to_numpy(zero_copy_only=False).reshape(len(vectors), -1)
+    return data.column("embed_key").to_pylist(), matrix
+
+
+def _load_chunk_directory(table: Any) -> ChunkDirectory:
+    rows = table.search().select(["embed_key", "symbol", "path", "start_line", "end_line"]).with_row_id(True) \
+        .limit(None).to_arrow().to_pylist()
+    return ChunkDirectory.of(rows)
