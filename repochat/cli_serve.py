@@ -10,15 +10,13 @@ import signal
 import threading
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import click
 
 from .cli_common import handle_errors, json_option, repo_option, settings_for
 
 if TYPE_CHECKING:
-    from .config import Settings
-    from .engine.session import Engine
     from .index.indexer import IndexSummary
     from .kv_refresh import KvRefresher, RefreshState
     from .watch import IndexWatcher
@@ -59,12 +57,13 @@ def watch(debounce: float, no_embed: bool, warm_kv: bool, repo: Path | None, as_
     Changes are debounced and coalesced: a branch switch or a formatter run is one update. Prints one line per
     update (one JSON object per line with --json), and with --warm-kv one per refresh of the KV pages.
     """
+    from .engine.lazy import LazyEngine
     from .kv_refresh import KvRefresher
     from .progress import progress_reporter
     from .watch import IndexWatcher
 
     root, settings = settings_for(repo, embeddings=False if no_embed else None)
-    with progress_reporter(warm_kv and not as_json) as progress, _LazyEngine(settings, progress) as engine:
+    with progress_reporter(warm_kv and not as_json) as progress, LazyEngine(settings, progress) as engine:
         refresher = KvRefresher(root, settings, engine.get, on_progress=progress,
                                 on_done=lambda state: _report_refresh(state, as_json)) if warm_kv else None
 
@@ -94,30 +93,6 @@ def _run_until_stopped(watcher: IndexWatcher, refresher: KvRefresher | None) -> 
         if refresher is not None:
             refresher.stop()  # before the engine closes
         watcher.stop()
-
-
-class _LazyEngine:
-    """The engine for --warm-kv, loaded by the first refresh (in the refresher's thread, not at start-up)."""
-
-    def __init__(self, settings: Settings, progress: Callable[[str, int, int], None]) -> None:
-        self._settings = settings
-        self._progress = progress
-        self._engine: Engine | None = None
-
-    def get(self) -> Engine:
-        if self._engine is None:
-            from .engine.models import resolve_model
-            from .engine.session import Engine
-
-            self._engine = Engine(resolve_model(self._settings, self._progress), self._settings)
-        return self._engine
-
-    def __enter__(self) -> _LazyEngine:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        if self._engine is not None:
-            self._engine.close()
 
 
 def _report(summary: IndexSummary, as_json: bool) -> None:

@@ -7,12 +7,12 @@ must stay inside it, also after following symlinks.
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Callable
 
 from .config import Settings
+from .engine.lazy import LazyEngine
 from .errors import ConfigError, RepositoryError
 from .index.store import IndexStore
 from .repo.walk import read_checked, walk_repository
@@ -64,8 +64,7 @@ class RepoTools:
         self.gate = gate
         self.watcher = watcher
         self.refresher = refresher
-        self._engine: Any = None
-        self._engine_lock = threading.Lock()
+        self._engine = LazyEngine(settings)
 
     def _store(self) -> IndexStore:
         # A fresh handle per request: an open LanceDB table keeps reading the version it was opened at.
@@ -128,20 +127,13 @@ class RepoTools:
         return text
 
     # --- the model -----------------------------------------------------------------------------------------
-    def engine(self, progress: Progress | None = None) -> Any:
+    def engine(self, progress: Progress | None = None) -> Engine:
         """The engine, loaded on first use and kept: its model and the KV pages in memory serve later asks."""
-        with self._engine_lock:
-            if self._engine is None:
-                from .engine.models import resolve_model
-                from .engine.session import Engine
-
-                self._engine = Engine(resolve_model(self.settings, progress), self.settings)
-            return self._engine
+        return self._engine.get(progress)
 
     def loaded_engine(self) -> Engine | None:
         """The engine if a request has loaded it, without loading it."""
-        with self._engine_lock:
-            return self._engine
+        return self._engine.loaded()
 
     def ask(self, question: str, effort: str = "auto", progress: Progress | None = None,
             check_cancel: Callable[[], None] | None = None) -> dict[str, Any]:
@@ -171,10 +163,7 @@ class RepoTools:
         return report.as_dict()
 
     def close(self) -> None:
-        with self._engine_lock:
-            if self._engine is not None:
-                self._engine.close()
-                self._engine = None
+        self._engine.close()
 
 
 def _is_patch(target: str) -> bool:
