@@ -8,9 +8,9 @@ computed afterwards, in the same thread, and that work gives way as soon as new 
 Readers and the updater share an ``IndexGate``: an update holds it exclusively, so a query sees the index before the
 update or after it, never half of it.
 
-The observer never descends into .git/ (every git command writes there) nor into our own index folder: the root is
-watched without recursion, and each other top-level folder recursively; a top-level folder that appears later gets
-its own watch when its creation is seen.
+The observer never descends into .git/ (every git command writes there), our own index folder or a top-level folder
+the walker finds nothing in (node_modules/, .venv/): the root is watched without recursion, and each other top-level
+folder recursively; a top-level folder that appears later gets its own watch when its creation is seen.
 """
 
 from __future__ import annotations
