@@ -15,7 +15,7 @@ from .config import Settings
 from .engine.context import LlamaModel
 from .engine.models import resolve_model
 from .engine.pagestore import PageStore, chain_keys
-from .engine.planner import Plan, context_bucket, make_plan
+from .engine.planner import Plan, context_bucket
 from .engine.session import Engine, Generation, PrefixStats, cache_identity, split_pages
 from .errors import ConfigError, EngineError
 from .prompt import Prompt, Prompter
@@ -77,6 +77,7 @@ def _coverage(repo: Repository, plan: Plan, prompt: Prompt, question_tokens: int
     return {
         "mode": plan.mode,
         "files_in_context": len(prompt.paths) if plan.mode == "whole" else 0,
+        "files_appended": prompt.appended,
         "files_retrieved": len(prompt.paths) if plan.mode == "retrieval" else 0,
         "files_left_out": len(repo.files) - len(prompt.paths) + repo.unreadable + _skipped(repo.walked),
         "context_tokens": len(prompt.tokens) + question_tokens + generation.tokens,
@@ -106,7 +107,7 @@ def _skipped(walked: WalkResult) -> int:
 def _plan_prompt(repo: Repository, question: str, settings: Settings, effort: str, model_path: Path,
                  prompter: Prompter) -> tuple[Plan, Prompt]:
     """The plan and the cacheable prefix for it: the whole repository when it fits, else retrieved excerpts."""
-    plan, whole = plan_whole(repo, prompter, model_path, settings, effort)
+    plan, whole = plan_whole(repo, prompter, model_path, settings, effort, remember=True)
     return plan, whole if whole is not None else _retrieval_prompt(repo.root, question, settings, plan, prompter)
 
 
@@ -125,13 +126,11 @@ def status_plan(root: Path, settings: Settings) -> dict[str, Any]:
     model_path = resolve_model(settings)
     vocabulary = LlamaModel(model_path, vocab_only=True)
     try:
-        prompter = Prompter(vocabulary, model_path)
-        prompt = prompter.whole(repo.files)
+        plan, prompt = plan_whole(repo, Prompter(vocabulary, model_path), model_path, settings, "auto")
     finally:
         vocabulary.close()
-    plan = make_plan(model_path, len(prompt.tokens), settings)
     report: dict[str, Any] = {"model": str(model_path), **plan.as_dict()}
-    if plan.mode == "whole":
+    if prompt is not None:
         identity = cache_identity(model_path, settings)
         keys = chain_keys(identity, split_pages(prompt.tokens, settings.page_tokens))
         store = PageStore(Path(settings.cache_dir), identity, settings.kv_cache_size)

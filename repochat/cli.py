@@ -189,6 +189,8 @@ def _print_citations(citations: list[dict[str, Any]]) -> None:
 def _print_coverage(coverage: dict[str, Any]) -> None:
     files = (f"{coverage['files_in_context']} files in context" if coverage["mode"] == "whole"
              else f"{coverage['files_retrieved']} files retrieved")
+    if coverage.get("files_appended"):
+        files += f" ({coverage['files_appended']} changed since laid out, appended)"
     out.print(f"[dim]{coverage['mode']} mode: {files}, {coverage['files_left_out']} left out, "
               f"{coverage['context_tokens']:,} tokens, cache {coverage['cache']} "
               f"({coverage['restored_tokens']:,} restored, {coverage['prefilled_tokens']:,} prefilled), "

@@ -53,6 +53,9 @@ class Settings:
     # review: whole-repository mode (after the KV pages `ask` caches) only when at most this many tokens need
     # prefilling (the review part and the pages from the first changed file on); else the small retrieval prompt
     review_whole_max_prefill: int = 2048  # ~30 s of prefill deep in a context on 2 busy cores: the hook stays under a minute
+    # whole-repository mode: files changed since the context was laid out are appended after it (the KV pages of the
+    # rest stay valid) until their superseded copies pass this share of the context; 0 lays it out afresh every time
+    max_stale_share: float = 0.35
 
     def index_path(self, root: Path) -> Path:
         return Path(self.index_dir).expanduser() if self.index_dir else root / ".repochat"
@@ -75,11 +78,19 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
             raise ValueError(value)
         if kind == "int" or kind is int:
             return int(value)
+        if kind == "float" or kind is float:
+            return _share(name, float(value))
         if str(kind).startswith("tuple"):
             return tuple(value) if isinstance(value, (list, tuple)) else tuple(s for s in str(value).split(",") if s)
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad value for {name}: {value!r}") from exc
+
+
+def _share(name: str, value: float) -> float:
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{name} must be between 0 and 1, not {value}")
+    return value
 
 
 def _file_settings(root: Path) -> dict[str, Any]:

@@ -87,7 +87,8 @@ def warm_whole_repository(root: Path, settings: Settings, engine: Engine, on_pro
     check = check or (lambda: None)
     repo = load_repository(root, settings)
     check()
-    plan, prompt = plan_whole(repo, Prompter(engine.model, engine.model_path), engine.model_path, settings, "auto")
+    plan, prompt = plan_whole(repo, Prompter(engine.model, engine.model_path), engine.model_path, settings, "auto",
+                              remember=True)
     if prompt is None:
         return None
     check()

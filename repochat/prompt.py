@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Sequence
 
 from .engine.chat import ChatFrame, chat_frame
 from .engine.context import LlamaModel
 from .engine.gguf import read_gguf
 from .render import CITATION_RULES, ShownLines, line_count, render_block
+
+# Between a remembered whole-repository layout and the file versions appended after it (repochat.layout).
+APPENDED_HEADING = ("=== Files changed since: where a file appears again below, its last copy is the current one "
+                    "and the earlier copies are out of date ===\n\n")
 
 
 class ExcerptLike(Protocol):
@@ -27,6 +31,7 @@ class RenderedFile:
     path: str
     text: str  # header + numbered lines
     lines: int
+    deleted: bool = False  # a notice that the file is gone (in a layout's appended part)
 
 
 @dataclass
@@ -34,6 +39,11 @@ class Prompt:
     tokens: list[int]  # the cacheable prefix: template head + blocks
     shown: ShownLines = field(default_factory=ShownLines)
     paths: list[str] = field(default_factory=list)  # files (at least partly) in the context, in order
+    appended: int = 0  # whole repository: entries appended after the remembered layout (changed or deleted files)
+
+
+def deletion_notice(path: str) -> RenderedFile:
+    return RenderedFile(path, f"=== {path} (deleted) ===\n\n", 0, deleted=True)
 
 
 def render_file(path: str, text: str) -> RenderedFile:
@@ -70,12 +80,20 @@ class Prompter:
                 "Give the answer, then the source as file:line-line (for example src/example.py:10-12).")
         return self.content(text) + self.tail
 
-    def whole(self, files: list[RenderedFile]) -> Prompt:
-        prompt = Prompt(list(self.head))
-        for rendered in files:
+    def whole(self, files: list[RenderedFile], appended: Sequence[RenderedFile] = ()) -> Prompt:
+        """Every file in order; then the versions appended since that order was laid out (see repochat.layout),
+        under a heading. Only the last copy of a file counts as shown, so a citation of a superseded copy is
+        flagged."""
+        entries = [*files, *appended]
+        last = {f.path: index for index, f in enumerate(entries)}
+        prompt = Prompt(list(self.head), appended=len(appended))
+        for index, rendered in enumerate(entries):
+            if index == len(files):
+                prompt.tokens.extend(self.content(APPENDED_HEADING))
             prompt.tokens.extend(self.content(rendered.text))
-            prompt.shown.add(rendered.path, 1, max(rendered.lines, 1))
-            prompt.paths.append(rendered.path)
+            if last[rendered.path] == index and not rendered.deleted:
+                prompt.shown.add(rendered.path, 1, max(rendered.lines, 1))
+                prompt.paths.append(rendered.path)
         return prompt
 
     def excerpts(self, excerpts: list[ExcerptLike], max_tokens: int) -> Prompt:

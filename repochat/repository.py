@@ -17,10 +17,11 @@ from .config import Settings
 from .engine.planner import Plan, make_plan
 from .errors import RepositoryError
 from .history import stability_order
+from .layout import Layout, LayoutMemory, arrange, fresh_layout
 from .prompt import Prompt, Prompter, RenderedFile, render_file
 from .repo.filters import path_skip_reason
 from .repo.walk import WalkResult, check_root, read_text, walk_repository
-from .tokens import count_tokens_batch
+from .tokens import count_tokens_batch, estimate_tokens
 
 # A tiktoken estimate this far above the context limit means retrieval for sure: skip exact tokenization.
 CLEARLY_TOO_BIG = 1.25
@@ -65,14 +66,29 @@ def _admissible(overrides: Mapping[str, str | None], walked: WalkResult, setting
 
 
 def plan_whole(repo: Repository, prompter: Prompter, model_path: Path, settings: Settings, effort: str,
-               extra_tokens: int = 0) -> tuple[Plan, Prompt | None]:
+               extra_tokens: int = 0, remember: bool = False) -> tuple[Plan, Prompt | None]:
     """The plan, and the whole-repository prefix when the plan puts the repository in the context (None when it
-    says retrieval). ``extra_tokens``: what the caller adds after the prefix beyond the plan's usual room. Exact model
-    tokens decide, unless the tiktoken estimate is clearly over the limit."""
-    estimate = len(prompter.head) + sum(count_tokens_batch([f.text for f in repo.files]))
+    says retrieval). The files are laid out where the remembered layout put them (repochat.layout); ``remember``
+    saves a changed layout for the next call (the work tree's view only: a review's view is not remembered).
+    ``extra_tokens``: what the caller adds after the prefix beyond the plan's usual room."""
+    memory = LayoutMemory(Path(settings.cache_dir), repo.root)
+    layout = arrange(repo.files, memory.load(), settings.max_stale_share, estimate_tokens)
+    plan, prompt = _plan_layout(layout, prompter, model_path, settings, effort, extra_tokens)
+    if prompt is None and layout.appended:  # superseded copies may be what keeps it out
+        layout = fresh_layout(repo.files)
+        plan, prompt = _plan_layout(layout, prompter, model_path, settings, effort, extra_tokens)
+    if prompt is not None and layout.changed and remember:
+        memory.save(layout)
+    return plan, prompt
+
+
+def _plan_layout(layout: Layout, prompter: Prompter, model_path: Path, settings: Settings, effort: str,
+                 extra_tokens: int) -> tuple[Plan, Prompt | None]:
+    """Exact model tokens decide, unless the tiktoken estimate is clearly over the limit."""
+    estimate = len(prompter.head) + sum(count_tokens_batch([f.text for f in layout.entries]))
     plan = make_plan(model_path, estimate + extra_tokens, settings, effort)
     if plan.mode == "whole" or estimate + extra_tokens <= plan.context_limit * CLEARLY_TOO_BIG:
-        prompt = prompter.whole(repo.files)
+        prompt = prompter.whole(layout.base, layout.appended)
         plan = make_plan(model_path, len(prompt.tokens) + extra_tokens, settings, effort)
         if plan.mode == "whole":
             return plan, prompt

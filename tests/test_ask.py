@@ -157,6 +157,34 @@ def test_editing_an_old_file_moves_it_last_and_keeps_the_pages_before_it(cold: C
     assert result.coverage["restored_tokens"] == old_start_page * 256
 
 
+def test_editing_a_file_appends_its_new_version_after_every_cached_page(cold: Cold, engine: Engine,
+                                                                              tmp_path: Path) -> None:
+    repo, settings = _fresh_copy(cold, tmp_path)
+    assert _ask_from_disk(engine, repo, settings).coverage["cache"] == "hit"  # lays out and remembers the layout
+    assert stability_order(repo, list(FILES))[-2] == "taskq/worker.py"  # README.md comes after it
+    (repo / "taskq/worker.py").write_text(FILES["taskq/worker.py"].replace("MAX_RETRIES = 3", "MAX_RETRIES = 5"))
+    git(repo, "commit", "-q", "-am", "more retries", when=1_800_000_000)
+    result = _ask_from_disk(engine, repo, settings, "What is MAX_RETRIES?")
+    kept = cold.result.coverage["repo_tokens"] // 256 * 256  # every full page of the cached prefix
+    assert result.coverage["files_appended"] == 1 and result.coverage["files_in_context"] == len(FILES)
+    assert result.coverage["restored_tokens"] == kept
+    assert result.coverage["prefilled_tokens"] == result.coverage["repo_tokens"] - kept
+    assert "5" in result.answer and "3" not in result.answer  # the model reads the appended copy as current
+
+
+def test_a_deleted_file_is_named_after_the_cached_pages_and_leaves_the_context(cold: Cold, engine: Engine,
+                                                                             tmp_path: Path) -> None:
+    repo, settings = _fresh_copy(cold, tmp_path)
+    _ask_from_disk(engine, repo, settings)
+    git(repo, "rm", "-q", "taskq/results.py")
+    git(repo, "commit", "-q", "-m", "drop the result store", when=1_800_000_000)
+    result = _ask_from_disk(engine, repo, settings, "Quote the first line of taskq/results.py, citing it.")
+    assert result.coverage["files_appended"] == 1 and result.coverage["files_in_context"] == len(FILES) - 1
+    assert result.coverage["restored_tokens"] == cold.result.coverage["repo_tokens"] // 256 * 256
+    assert not any(c["valid"] for c in result.citations if c["path"] == "taskq/results.py")
+    assert status_plan(repo, settings)["cache"] == "hit"  # status reads the same remembered layout
+
+
 def test_damaged_checkpoint_is_detected_and_recomputed(cold: Cold, engine: Engine, tmp_path: Path) -> None:
     repo, settings = _fresh_copy(cold, tmp_path)
     pages = sorted((tmp_path / "cache" / "kv").rglob("*.kvp"), key=lambda p: p.name)
