@@ -1,6 +1,7 @@
 """Keep the KV page chain of whole-repository mode ready while files change.
 
-Without this, the first `ask` after an edit recomputes every page from the edited file on, in the foreground.
+Without this, the first `ask` after an edit prefills the edited files' new versions (appended after the remembered
+layout, repochat.layout), or every page after the first changed file when the layout is rebuilt, in the foreground.
 ``KvRefresher`` does that work in the background after each index update instead, so the next ask finds the chain
 in memory (or on disk) and only decodes its question.
 

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -27,6 +28,7 @@ from .prompt import RenderedFile, deletion_notice
 
 log = logging.getLogger("repochat.layout")
 _FORMAT = 1
+_STALE_TEMP_SECONDS = 3600
 Measure = Callable[[str], int]
 
 
@@ -100,14 +102,32 @@ def _rebuild_cost(files: list[RenderedFile], entries: list[RenderedFile], measur
 
 
 class LayoutMemory:
-    """The remembered layout of one repository, in the cache directory (gzipped JSON, written atomically)."""
+    """The remembered layout of one repository, in the cache directory (gzipped JSON, written atomically).
 
-    def __init__(self, cache_dir: Path, root: Path) -> None:
-        digest = hashlib.sha256(str(root.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:24]
-        self.path = Path(cache_dir) / "layouts" / f"{digest}.json.gz"
+    Keyed by the repository's root and ``scope`` (the settings that decide which files are read), so that a run with
+    another file size limit does not take the files it leaves out for deleted ones. Two processes (an ask and the
+    background refresher) may lay out at once: a save is skipped when the file changed since it was loaded, so the
+    first layout saved stays and the other's pages are simply not reused. The least recently used layouts beyond
+    ``KEEP_LAYOUTS`` are removed: each holds the text of a whole repository."""
+
+    KEEP_LAYOUTS = 32
+
+    def __init__(self, cache_dir: Path, root: Path, scope: str = "") -> None:
+        key = f"{root.resolve()}\0{scope}".encode("utf-8", "surrogateescape")
+        self.folder = Path(cache_dir).expanduser() / "layouts"
+        self.path = self.folder / f"{hashlib.sha256(key).hexdigest()[:24]}.json.gz"
+        self._loaded_stamp: tuple[int, int] | None = None
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            info = self.path.stat()
+        except OSError:
+            return None
+        return info.st_mtime_ns, info.st_ino
 
     def load(self) -> Layout | None:
         """The remembered layout; None when there is none or it cannot be read (a fresh one is then laid out)."""
+        self._loaded_stamp = self._stamp()
         try:
             data = json.loads(gzip.decompress(self.path.read_bytes()))
             if data.get("format") != _FORMAT:
@@ -120,11 +140,15 @@ class LayoutMemory:
             log.warning("ignoring unreadable layout %s (%s): the context is laid out afresh", self.path, exc)
             return None
 
-    def save(self, layout: Layout) -> None:
+    def save(self, layout: Layout) -> bool:
+        """Remember ``layout``; False when another process saved one since this memory was loaded."""
+        if self._stamp() != self._loaded_stamp:
+            log.info("layout %s changed since it was read: keeping the other process's layout", self.path)
+            return False
         payload = json.dumps({"format": _FORMAT, "laid_out": layout.laid_out,
                               "entries": [[f.path, f.text, f.lines, f.deleted] for f in layout.entries]})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".layout-")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".layout-")
         try:
             with os.fdopen(handle, "wb") as out:
                 out.write(gzip.compress(payload.encode("utf-8", "surrogateescape"), compresslevel=1))
@@ -132,3 +156,23 @@ class LayoutMemory:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+        self._loaded_stamp = self._stamp()
+        self._prune()
+        return True
+
+    def _prune(self) -> None:
+        """Drop the least recently saved layouts beyond KEEP_LAYOUTS, and temporary files a killed save left."""
+        now = time.time()
+        layouts = []
+        for path in self.folder.iterdir():
+            try:
+                modified = path.stat().st_mtime
+            except OSError:
+                continue
+            if path.name.startswith(".layout-"):
+                if now - modified > _STALE_TEMP_SECONDS:
+                    path.unlink(missing_ok=True)
+            elif path.name.endswith(".json.gz"):
+                layouts.append((modified, path))
+        for _, path in sorted(layouts, reverse=True)[self.KEEP_LAYOUTS:]:
+            path.unlink(missing_ok=True)

@@ -31,7 +31,7 @@ class RenderedFile:
     path: str
     text: str  # header + numbered lines
     lines: int
-    deleted: bool = False  # a notice that the file is gone (in a layout's appended part)
+    deleted: bool = False  # a notice that the file was removed (in a layout's appended part)
 
 
 @dataclass
@@ -39,11 +39,12 @@ class Prompt:
     tokens: list[int]  # the cacheable prefix: template head + blocks
     shown: ShownLines = field(default_factory=ShownLines)
     paths: list[str] = field(default_factory=list)  # files (at least partly) in the context, in order
-    appended: int = 0  # whole repository: entries appended after the remembered layout (changed or deleted files)
+    appended: int = 0  # whole repository: files appended after the remembered layout (changed or removed)
 
 
 def deletion_notice(path: str) -> RenderedFile:
-    return RenderedFile(path, f"=== {path} (deleted) ===\n\n", 0, deleted=True)
+    """Marks a file that is no longer part of the repository's readable files (deleted, ignored or too large now)."""
+    return RenderedFile(path, f"=== {path} (removed) ===\n\n", 0, deleted=True)
 
 
 def render_file(path: str, text: str) -> RenderedFile:
@@ -86,7 +87,7 @@ class Prompter:
         flagged."""
         entries = [*files, *appended]
         last = {f.path: index for index, f in enumerate(entries)}
-        prompt = Prompt(list(self.head), appended=len(appended))
+        prompt = Prompt(list(self.head), appended=len({f.path for f in appended}))
         for index, rendered in enumerate(entries):
             if index == len(files):
                 prompt.tokens.extend(self.content(APPENDED_HEADING))

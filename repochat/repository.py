@@ -71,10 +71,10 @@ def plan_whole(repo: Repository, prompter: Prompter, model_path: Path, settings:
     says retrieval). The files are laid out where the remembered layout put them (repochat.layout); ``remember``
     saves a changed layout for the next call (the work tree's view only: a review's view is not remembered).
     ``extra_tokens``: what the caller adds after the prefix beyond the plan's usual room."""
-    memory = LayoutMemory(Path(settings.cache_dir), repo.root)
+    memory = LayoutMemory(Path(settings.cache_dir), repo.root, scope=f"max_file_size={settings.max_file_size}")
     layout = arrange(repo.files, memory.load(), settings.max_stale_share, estimate_tokens)
     plan, prompt = _plan_layout(layout, prompter, model_path, settings, effort, extra_tokens)
-    if prompt is None and layout.appended:  # superseded copies may be what keeps it out
+    if prompt is None and layout.appended and effort != "low":  # superseded copies may be what keeps it out
         layout = fresh_layout(repo.files)
         plan, prompt = _plan_layout(layout, prompter, model_path, settings, effort, extra_tokens)
     if prompt is not None and layout.changed and remember:

@@ -1,10 +1,11 @@
 """Where a review's prompt goes: after the whole-repository prefix that `repochat ask` caches, or on its own.
 
-Whole-repository mode: the context starts with exactly the token stream `ask` builds (same chat head, same files in
-the same stability order), except that the reviewed files carry the content under review (the staged blobs, or the
-range's last commit). The pages before the first changed file are therefore the pages `ask` checkpointed on disk:
-they are restored, and only the pages from the first changed file on, plus the review part, are prefilled. The review
-part (instructions, the change, callers and callees, the notes) follows the repository as the end of the user turn.
+Whole-repository mode: the context starts with exactly the token stream `ask` builds (same chat head, same remembered
+layout of files, repochat.layout), except that the reviewed files carry the content under review (the staged blobs,
+or the range's last commit), appended after the layout like any changed file. The layout's pages are therefore the
+pages `ask` checkpointed on disk: they are restored, and only the appended files, plus the review part, are
+prefilled. The review part (instructions, the change, callers and callees, the notes) follows the repository as the
+end of the user turn.
 
 Retrieval mode: the short prompt of review_prompt on its own (review instructions as the system turn).
 

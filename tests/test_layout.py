@@ -4,6 +4,7 @@ The model-backed checks (restored pages, answers from the appended copy) are in 
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import pytest
@@ -91,9 +92,36 @@ def test_memory_round_trip_keeps_entries_and_deletions(tmp_path: Path) -> None:
     assert not loaded.changed
 
 
-def test_each_repository_root_has_its_own_memory(tmp_path: Path) -> None:
-    LayoutMemory(tmp_path, tmp_path / "one").save(fresh_layout(REPO))
-    assert LayoutMemory(tmp_path, tmp_path / "two").load() is None
+def test_each_repository_root_and_file_scope_has_its_own_memory(tmp_path: Path) -> None:
+    LayoutMemory(tmp_path, tmp_path / "one", "max_file_size=100").save(fresh_layout(REPO))
+    assert LayoutMemory(tmp_path, tmp_path / "two", "max_file_size=100").load() is None
+    assert LayoutMemory(tmp_path, tmp_path / "one", "max_file_size=200").load() is None
+    assert LayoutMemory(tmp_path, tmp_path / "one", "max_file_size=100").load() is not None
+
+
+def test_a_cache_dir_with_a_tilde_is_under_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert LayoutMemory(Path("~/cache"), tmp_path / "repo").path.is_relative_to(tmp_path / "cache")
+
+
+def test_a_layout_saved_by_another_process_since_loading_is_kept(tmp_path: Path) -> None:
+    ours, theirs = LayoutMemory(tmp_path, tmp_path / "repo"), LayoutMemory(tmp_path, tmp_path / "repo")
+    assert ours.load() is None and theirs.load() is None
+    assert theirs.save(fresh_layout(REPO[:2]))
+    assert not ours.save(fresh_layout(REPO))
+    kept = LayoutMemory(tmp_path, tmp_path / "repo").load()
+    assert kept is not None and kept.entries == REPO[:2]
+
+
+def test_old_layouts_beyond_the_limit_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(LayoutMemory, "KEEP_LAYOUTS", 2)
+    memories = [LayoutMemory(tmp_path, tmp_path / f"repo{n}") for n in range(3)]
+    for age, memory in enumerate(memories):
+        memory.load()
+        memory.save(fresh_layout(REPO))
+        os.utime(memory.path, (1_000_000 + age, 1_000_000 + age))  # repo0 is the least recently saved
+    LayoutMemory(tmp_path, tmp_path / "repo3").save(fresh_layout(REPO))
+    assert [m.path.exists() for m in memories] == [False, False, True]  # repo3 and repo2 are kept
 
 
 def test_a_damaged_memory_file_is_ignored(tmp_path: Path) -> None:
