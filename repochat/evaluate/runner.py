@@ -9,7 +9,7 @@ from typing import Callable
 
 import platformdirs
 
-from ..config import load_settings
+from ..config import Settings, load_settings
 from ..index.indexer import Progress, embed_pending, update_index
 from ..index.store import IndexStore
 from ..retrieve.search import search
@@ -76,10 +76,7 @@ def run_evaluation(cases: list[Case], options: EvalOptions, progress: Progress |
                    log: Log | None = None) -> EvalRun:
     """Prepare, index and score every source of the cases, in the order they first appear."""
     run = EvalRun(options)
-    groups: dict[str, list[Case]] = {}
-    for case in cases:
-        groups.setdefault(source_key(case.source), []).append(case)
-    for group in groups.values():
+    for group in source_groups(cases):
         report, results = evaluate_source(group, options, progress, log or (lambda _m: None))
         run.sources.append(report)
         run.results += results
@@ -88,6 +85,26 @@ def run_evaluation(cases: list[Case], options: EvalOptions, progress: Progress |
 
 def evaluate_source(cases: list[Case], options: EvalOptions, progress: Progress | None,
                     log: Log) -> tuple[SourceReport, list[CaseResult]]:
+    indexed = index_source(cases, options, progress, log)
+    control = WindowBM25.from_files(indexed.tree, _indexed_paths(indexed.store))
+    log(f"{indexed.report.package}: scoring {len(cases)} cases")
+    searcher = _RepochatSearcher(indexed.store, indexed.settings.embedding_model)
+    results = [result for case in cases
+               for result in _score_case(case, indexed.report.package, options, searcher, control)]
+    return indexed.report, results
+
+
+@dataclass
+class IndexedSource:
+    store: IndexStore
+    tree: Path  # the stripped copy that was indexed
+    settings: Settings
+    report: SourceReport
+
+
+def index_source(cases: list[Case], options: EvalOptions, progress: Progress | None, log: Log) -> IndexedSource:
+    """The source of ``cases`` (all from one source) downloaded, stripped of their doc comments, indexed and
+    embedded; each step reuses what an earlier run left in ``options.work``."""
     source = cases[0].source
     label = source_label(source)
     log(f"{label}: preparing source")
@@ -106,11 +123,15 @@ def evaluate_source(cases: list[Case], options: EvalOptions, progress: Progress 
     report = SourceReport(package=label, root=str(root), index=str(folder), files=summary.files,
                           chunks=summary.chunks, index_seconds=round(indexed - started, 2),
                           embed_seconds=round(time.perf_counter() - indexed, 2), embedded=embedded)
-    control = WindowBM25.from_files(tree, _indexed_paths(store))
-    log(f"{label}: scoring {len(cases)} cases")
-    searcher = _RepochatSearcher(store, settings.embedding_model)
-    results = [result for case in cases for result in _score_case(case, label, options, searcher, control)]
-    return report, results
+    return IndexedSource(store, tree, settings, report)
+
+
+def source_groups(cases: list[Case]) -> list[list[Case]]:
+    """Cases grouped by source, in the order the sources first appear."""
+    groups: dict[str, list[Case]] = {}
+    for case in cases:
+        groups.setdefault(source_key(case.source), []).append(case)
+    return list(groups.values())
 
 
 class _RepochatSearcher:
