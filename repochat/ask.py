@@ -135,6 +135,6 @@ def status_plan(root: Path, settings: Settings) -> dict[str, Any]:
         keys = chain_keys(identity, split_pages(prompt.tokens, settings.page_tokens))
         store = PageStore(Path(settings.cache_dir), identity, settings.kv_cache_size)
         cached = store.present_run(keys)
-        report.update(pages=len(keys), pages_cached=cached,
+        report.update(pages=len(keys), pages_cached=cached, files_appended=prompt.appended,
                       cache="hit" if cached == len(keys) else ("partial" if cached else "miss"))
     return report

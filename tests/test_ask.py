@@ -184,7 +184,8 @@ def test_a_deleted_file_is_named_after_the_cached_pages_and_leaves_the_context(c
     assert result.coverage["files_appended"] == 1 and result.coverage["files_in_context"] == len(FILES) - 1
     assert result.coverage["restored_tokens"] == cold.result.coverage["repo_tokens"] // 256 * 256
     assert not any(c["valid"] for c in result.citations if c["path"] == "taskq/results.py")
-    assert status_plan(repo, settings)["cache"] == "hit"  # status reads the same remembered layout
+    report = status_plan(repo, settings)  # status reads the same remembered layout
+    assert report["cache"] == "hit" and report["files_appended"] == 1
 
 
 def test_damaged_checkpoint_is_detected_and_recomputed(cold: Cold, engine: Engine, tmp_path: Path) -> None:
