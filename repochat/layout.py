@@ -141,24 +141,32 @@ class LayoutMemory:
             return None
 
     def save(self, layout: Layout) -> bool:
-        """Remember ``layout``; False when another process saved one since this memory was loaded."""
+        """Remember ``layout``; False when another process saved one since this memory was loaded, or the disk
+        refused it."""
         if self._stamp() != self._loaded_stamp:
             log.info("layout %s changed since it was read: keeping the other process's layout", self.path)
             return False
         payload = json.dumps({"format": _FORMAT, "laid_out": layout.laid_out,
                               "entries": [[f.path, f.text, f.lines, f.deleted] for f in layout.entries]})
+        try:
+            self._write(gzip.compress(payload.encode("utf-8", "surrogateescape"), compresslevel=1))
+        except OSError as exc:  # only the next ask's reuse is lost: it lays out afresh
+            log.warning("could not save the layout %s: %s", self.path, exc)
+            return False
+        self._loaded_stamp = self._stamp()
+        self._prune()
+        return True
+
+    def _write(self, data: bytes) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".layout-")
         try:
             with os.fdopen(handle, "wb") as out:
-                out.write(gzip.compress(payload.encode("utf-8", "surrogateescape"), compresslevel=1))
+                out.write(data)
             os.replace(temporary, self.path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-        self._loaded_stamp = self._stamp()
-        self._prune()
-        return True
 
     def _prune(self) -> None:
         """Drop the least recently saved layouts beyond KEEP_LAYOUTS, and temporary files a killed save left."""

@@ -137,3 +137,11 @@ def test_the_share_setting_is_read_and_checked(tmp_path: Path) -> None:
     assert load_settings(tmp_path, environ={"REPOCHAT_MAX_STALE_SHARE": "0.5"}).max_stale_share == 0.5
     with pytest.raises(ConfigError, match="max_stale_share must be between 0 and 1"):
         load_settings(tmp_path, {"max_stale_share": "1.5"}, environ={})
+
+
+def test_a_cache_dir_that_cannot_be_written_only_loses_the_memory(tmp_path: Path) -> None:
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    memory = LayoutMemory(blocker, tmp_path / "repo")
+    assert memory.load() is None
+    assert not memory.save(fresh_layout(REPO))
