@@ -22,7 +22,7 @@ from .symbols import find_symbols
 MODES = ("hybrid", "fts", "vector")
 LISTS = ("text", "names", "code", "exact", "called", "vector")
 CANDIDATES = 50  # per list, before fusion
-RANK_K = 20  # a chunk's place in a list counts as RANK_K / (RANK_K + place): 1 for the first, 0.5 for the 21st
+RANK_K = 20  # the n-th place in a list counts RANK_K / (RANK_K + n): 20/21 for the first, 1/2 for the 20th
 # Weights of a chunk's place in a list and of its score relative to the list's best (1 for the exact and called
 # lists, whose rows carry no score). Fitted by tests/bench/fit_fusion.py (listwise logistic regression, L2 0.003,
 # weights kept >= 0) on the dev-needles suites and 80 generated needle cases from four other packages; on 80 cases
