@@ -14,8 +14,9 @@ def repository_status(root: Path, settings: Settings) -> dict[str, Any]:
     report: dict[str, Any] = {"repository": {"root": str(root), "index": str(settings.index_path(root))}}
     try:
         store = IndexStore.open(settings.index_path(root))
-    except IndexMissing as exc:
+    except IndexMissing as exc:  # whole-repository asks need no index: the plan still applies
         report["index"] = {"state": str(exc)}
+        report["plan"] = _plan(root, settings, None)
         return report
     report["index"] = index_counts(store)
     report["skipped"] = store.skip_counts() or {"none": 0}
@@ -39,7 +40,7 @@ def index_counts(store: IndexStore) -> dict[str, Any]:
     }
 
 
-def _plan(root: Path, settings: Settings, repo_tokens: int) -> dict[str, Any]:
+def _plan(root: Path, settings: Settings, repo_tokens: int | None) -> dict[str, Any]:
     """The memory planner's decision; a missing model is reported, not fatal, since status must always work."""
     try:
         from .ask import status_plan
@@ -48,4 +49,5 @@ def _plan(root: Path, settings: Settings, repo_tokens: int) -> dict[str, Any]:
     except ImportError:
         return {"state": "engine not available"}
     except RepochatError as exc:
-        return {"state": f"no plan: {exc}", "repo_tokens_estimate": repo_tokens}
+        estimate = {} if repo_tokens is None else {"repo_tokens_estimate": repo_tokens}
+        return {"state": f"no plan: {exc}", **estimate}

@@ -21,6 +21,7 @@ from repochat.engine.session import Engine
 from repochat.errors import RepositoryError
 from repochat.history import stability_order
 from repochat.prompt import Prompter, render_file
+from repochat.status import repository_status
 
 pytestmark = pytest.mark.model
 
@@ -131,6 +132,12 @@ def test_status_reports_the_cached_chain(cold: Cold) -> None:
     assert report["mode"] == "whole" and report["cache"] == "hit"
     assert report["pages_cached"] == report["pages"] == cold.result.coverage["pages"]
     assert report["repo_tokens"] == cold.result.coverage["repo_tokens"]
+
+
+def test_status_without_an_index_still_reports_the_plan(cold: Cold) -> None:
+    report = repository_status(cold.repo, cold.settings)  # whole-repository asks never built an index here
+    assert "no index yet" in report["index"]["state"]
+    assert report["plan"]["mode"] == "whole" and report["plan"]["cache"] == "hit"
 
 
 def test_edit_recomputes_only_from_the_edited_files_page(cold: Cold, engine: Engine, tmp_path: Path) -> None:
