@@ -7,7 +7,7 @@ store where it can. Retrieval mode fills a budget with the retrieval module's ex
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +19,7 @@ from .engine.planner import Plan, context_bucket
 from .engine.session import Engine, Generation, PrefixStats, cache_identity, split_pages
 from .errors import ConfigError, EngineError
 from .prompt import Prompt, Prompter
+from .references import answer_references
 from .render import check_citations
 from .repo.walk import WalkResult
 from .repository import Repository, load_repository, plan_whole
@@ -33,6 +34,7 @@ class AskResult:
     answer: str
     citations: list[dict[str, Any]]  # {"path", "start", "end", "valid"}
     coverage: dict[str, Any]
+    references: list[dict[str, Any]] = field(default_factory=list)  # {"path", "start", "end", "symbol"}
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,7 +70,8 @@ def _answer(repo: Repository, question: str, settings: Settings, effort: str, en
     stats = engine.load_prefix(split_pages(prompt.tokens, settings.page_tokens), store, on_progress)
     generation = engine.generate(question_tokens, len(prompt.tokens), settings.max_answer_tokens, on_text)
     coverage = _coverage(repo, plan, prompt, len(question_tokens), stats, generation, started)
-    return AskResult(question, generation.text, check_citations(generation.text, prompt.shown), coverage)
+    references = [asdict(r) for r in answer_references(generation.text, repo.root, prompt)]
+    return AskResult(question, generation.text, check_citations(generation.text, prompt.shown), coverage, references)
 
 
 def _coverage(repo: Repository, plan: Plan, prompt: Prompt, question_tokens: int, stats: PrefixStats,

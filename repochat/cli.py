@@ -159,7 +159,7 @@ def status(repo: Path | None, as_json: bool) -> None:
 @json_option
 @handle_errors()
 def ask(question: str, effort: str, repo: Path | None, as_json: bool, **options: Any) -> None:
-    """Answer QUESTION about the repository, with citations (path:start-end) and a coverage line."""
+    """Answer QUESTION about the repository, with citations (path:start-end), definitions it names and coverage."""
     from .ask import ask as run_ask
 
     root, settings = settings_for(repo, **options)
@@ -171,6 +171,7 @@ def ask(question: str, effort: str, repo: Path | None, as_json: bool, **options:
         return
     click.echo()
     _print_citations(result.citations)
+    _print_references(result.references)
     _print_coverage(result.coverage)
 
 
@@ -184,6 +185,12 @@ def _print_citations(citations: list[dict[str, Any]]) -> None:
         return
     shown = [f"{c['path']}:{c['start']}-{c['end']}" + ("" if c["valid"] else " (not in context)") for c in citations]
     out.print("[dim]citations:[/] " + ", ".join(shown), markup=True)
+
+
+def _print_references(references: list[dict[str, Any]]) -> None:
+    if references:
+        shown = [f"{r['path']}:{r['start']}-{r['end']} ({r['symbol']})" for r in references]
+        out.print("[dim]defined at:[/] " + ", ".join(shown), markup=True)
 
 
 def _print_coverage(coverage: dict[str, Any]) -> None:

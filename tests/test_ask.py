@@ -251,6 +251,16 @@ def test_citations_are_marked_against_the_context(cold: Cold, engine: Engine) ->
         assert citation["valid"] == really_shown, citation
 
 
+def test_code_the_answer_names_is_referenced_where_it_is_defined(cold: Cold, engine: Engine) -> None:
+    result = ask(cold.repo, "Which method of Queue returns the next job that is due?", cold.settings, engine=engine)
+    assert result.references, result.answer
+    for reference in result.references:
+        assert reference["symbol"].rsplit(".", 1)[-1] in result.answer
+        lines = FILES[reference["path"]].splitlines()
+        assert 1 <= reference["start"] <= reference["end"] <= len(lines)
+        assert reference["symbol"].rsplit(".", 1)[-1] in lines[reference["start"] - 1]  # the definition's line
+
+
 def test_empty_repository_is_a_clear_error(tmp_path: Path, engine: Engine) -> None:
     root = tmp_path / "empty"
     root.mkdir()
