@@ -193,8 +193,9 @@ def build_server(tools: RepoTools, gate: IndexGate, queue: ModelQueue) -> Repoch
         return await _in_thread(gate, tools.index_status)
 
     @server.tool(description="Answer a question about the repository with the local model: the answer, citations "
-                             "(path:line, checked against the files) and coverage (what was in context, KV cache "
-                             "hit or miss). Sends progress while the context is prefilled. Slow on CPU.")
+                             "(path:line, checked against the files), references (where the code the answer names "
+                             "is defined) and coverage (what was in context, KV cache hit or miss). Sends progress "
+                             "while the context is prefilled. Slow on CPU.")
     async def ask(
         question: Annotated[str, Field(description="The question, in any language.")],
         effort: Annotated[Literal["auto", "low", "high"], Field(description="auto: whole repository when it fits; "
