@@ -70,7 +70,8 @@ def _answer(repo: Repository, question: str, settings: Settings, effort: str, en
     stats = engine.load_prefix(split_pages(prompt.tokens, settings.page_tokens), store, on_progress)
     generation = engine.generate(question_tokens, len(prompt.tokens), settings.max_answer_tokens, on_text)
     coverage = _coverage(repo, plan, prompt, len(question_tokens), stats, generation, started)
-    references = [asdict(r) for r in answer_references(generation.text, repo.root, prompt)]
+    rendered = {f.path: f.text for f in repo.files}
+    references = [asdict(r) for r in answer_references(generation.text, repo.root, prompt, rendered)]
     return AskResult(question, generation.text, check_citations(generation.text, prompt.shown), coverage, references)
 
 

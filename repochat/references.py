@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
-from .index.parse import parse_file
+from .index.parse import ParsedFile, parse_file
 from .prompt import Prompt
 from .repo.walk import read_text
 
@@ -41,29 +42,35 @@ def named_in_answer(answer: str) -> list[str]:
     return [name for name in dict.fromkeys(found) if len(name) >= 3]
 
 
-def answer_references(answer: str, root: Path, prompt: Prompt, limit: int = MAX_REFERENCES) -> list[Reference]:
-    """Definitions of the names the answer mentions, in the files of the context and within the lines shown."""
+def answer_references(answer: str, root: Path, prompt: Prompt, shown_texts: Mapping[str, str],
+                      limit: int = MAX_REFERENCES) -> list[Reference]:
+    """Definitions of the names the answer mentions, in the files of the context and within the lines shown.
+    ``shown_texts``: each context file's text as the prompt has it (rendered is fine): only the files that contain a
+    name are read from disk and parsed, each once."""
     names = named_in_answer(answer)
-    if not names:
-        return []
-    texts = {path: text for path in prompt.paths if (text := read_text(root, path)) is not None}
+    parsed: dict[str, ParsedFile | None] = {}
     found: list[Reference] = []
     for name in names:
-        for path, text in texts.items():
-            if name in text:
-                found += [r for r in _definitions(path, text, name) if prompt.shown.covers(r.path, r.start, r.end)]
+        for path in prompt.paths:
+            if name not in shown_texts.get(path, ""):
+                continue
+            if path not in parsed:
+                text = read_text(root, path)
+                parsed[path] = None if text is None else parse_file(path, text)
+            found += [r for r in _definitions(parsed[path], name) if prompt.shown.covers(r.path, r.start, r.end)]
         if len(found) >= limit:
             break
     return list(dict.fromkeys(found))[:limit]
 
 
-def _definitions(path: str, text: str, name: str) -> list[Reference]:
+def _definitions(parsed: ParsedFile | None, name: str) -> list[Reference]:
     """The chunks that define ``name`` in this file (a method by its own name or qualified), else the lines of its
     other definitions (a constant, an attribute) from the symbols the grammar extracts."""
-    parsed = parse_file(path, text)
-    chunks = [Reference(path, c.start_line, c.end_line, c.symbol) for c in parsed.chunks
+    if parsed is None:
+        return []
+    chunks = [Reference(c.path, c.start_line, c.end_line, c.symbol) for c in parsed.chunks
               if c.symbol and c.symbol.rsplit(".", 1)[-1] == name]
     if chunks:
         return chunks
-    return [Reference(path, s.line, s.line, s.name) for s in parsed.symbols
+    return [Reference(s.path, s.line, s.line, s.name) for s in parsed.symbols
             if s.role == "definition" and s.name == name]

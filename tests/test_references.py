@@ -25,6 +25,9 @@ def pop_ready(queue, now):
 '''
 
 
+SHOWN_TEXTS = {"pkg/queue.py": QUEUE}
+
+
 def _context(tmp_path: Path, shown_to: int = 14) -> Prompt:
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "queue.py").write_text(QUEUE)
@@ -45,15 +48,15 @@ def test_plain_english_names_nothing() -> None:
 def test_definitions_of_named_code_become_references(tmp_path: Path) -> None:
     prompt = _context(tmp_path)
     answer = "The function is `pop_ready`; an unknown name raises UnknownJob. MAX_RETRIES is 3."
-    assert answer_references(answer, tmp_path, prompt) == [
+    assert answer_references(answer, tmp_path, prompt, SHOWN_TEXTS) == [
         Reference("pkg/queue.py", 10, 14, "pop_ready"), Reference("pkg/queue.py", 6, 7, "UnknownJob"),
         Reference("pkg/queue.py", 3, 3, "MAX_RETRIES")]
 
 
 def test_lines_the_model_was_not_shown_are_not_referenced(tmp_path: Path) -> None:
     prompt = _context(tmp_path, shown_to=8)  # an excerpt that stops before pop_ready
-    assert answer_references("It is `pop_ready`.", tmp_path, prompt) == []
+    assert answer_references("It is `pop_ready`.", tmp_path, prompt, SHOWN_TEXTS) == []
 
 
 def test_names_that_are_not_defined_in_the_context_give_nothing(tmp_path: Path) -> None:
-    assert answer_references("Use `requests.get_json` here.", tmp_path, _context(tmp_path)) == []
+    assert answer_references("Use `requests.get_json` here.", tmp_path, _context(tmp_path), SHOWN_TEXTS) == []
