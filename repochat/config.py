@@ -62,6 +62,7 @@ class Settings:
 
 
 _SIZE_KEYS = {"max_file_size", "memory", "kv_cache_size"}
+_SHARE_KEYS = {"max_stale_share"}  # fractions of a whole: 0 to 1
 
 
 def _coerce(name: str, kind: Any, value: Any) -> Any:
@@ -78,8 +79,10 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
             raise ValueError(value)
         if kind == "int" or kind is int:
             return int(value)
-        if kind == "float" or kind is float:
+        if name in _SHARE_KEYS:
             return _share(name, float(value))
+        if kind == "float" or kind is float:
+            return float(value)
         if str(kind).startswith("tuple"):
             return tuple(value) if isinstance(value, (list, tuple)) else tuple(s for s in str(value).split(",") if s)
         return str(value)
