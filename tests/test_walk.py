@@ -3,21 +3,41 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from repochat.config import load_settings
 from repochat.errors import RepositoryError
-from repochat.repo.walk import read_checked, walk_repository
+from repochat.repo.walk import find_root, is_git_repository, read_checked, walk_repository
 
-from repo_support import write_files
+from repo_support import git, write_files
 
 FAKE_PRIVATE_KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAfakefakefake\n-----END RSA PRIVATE KEY-----\n"
 
 
 def walk(root: Path, **overrides: object):  # type: ignore[no-untyped-def]
     return walk_repository(root, load_settings(root, overrides))
+
+
+@pytest.fixture
+def no_blocking():  # type: ignore[no-untyped-def]
+    """Fails a test that blocks (an open() of a FIFO waits for a writer forever) instead of hanging the run."""
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError("blocked for 10 s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(10)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def git_init_commit(root: Path) -> None:
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
 
 
 def test_git_repository_lists_tracked_and_untracked_but_not_ignored(make_repo) -> None:
@@ -104,3 +124,79 @@ def test_missing_and_non_directory_roots_raise_clear_errors(tmp_path: Path) -> N
 def test_empty_repository_has_no_files(make_repo) -> None:
     root = make_repo({})
     assert walk(root).files == []
+
+
+def test_invalid_ignore_lines_are_skipped_and_counted_like_git(make_repo) -> None:
+    # a lone "!" and a trailing backslash: pathspec raises on both, git skips them; the other lines still apply
+    root = make_repo({"a.py": "a\n", "notes.txt": "n\n", "docs/x.md": "x\n",
+                      ".repochatignore": "!\n*.txt\nfoo\\\n\ndocs/\n"})
+    result = walk(root)
+    assert {f.path for f in result.files} == {"a.py", ".repochatignore"}
+    assert sorted(result.skipped["ignored"]) == ["docs/x.md", "notes.txt"]
+    assert result.skipped["invalid_ignore_line"] == [".repochatignore:1", ".repochatignore:3"]
+    assert result.invalid_ignore_lines == 2
+
+
+def test_nested_gitignore_with_a_lone_bang_in_a_plain_directory(make_repo) -> None:
+    # black's sdist: a .gitignore deep in its test data holds the line "!"
+    root = make_repo({"src/a.py": "a\n", "tests/data/.gitignore": "!\n*.out\n", "tests/data/case.py": "c\n",
+                      "tests/data/run.out": "o\n"}, use_git=False)
+    result = walk(root)
+    assert {f.path for f in result.files} == {"src/a.py", "tests/data/.gitignore", "tests/data/case.py"}
+    assert result.skipped["invalid_ignore_line"] == ["tests/data/.gitignore:1"]
+
+
+@pytest.mark.parametrize("use_git", [True, False])
+def test_any_name_the_os_allows_is_walked_or_skipped_as_bad_name(make_repo, use_git: bool) -> None:
+    root = make_repo({"with space.py": "a\n", "caf\u00e9/\u00fcber.py": "b\n", "new\nline.py": "c\n",
+                      "quote's \\ back.py": "d\n"}, use_git=False)
+    (root / os.fsdecode(b"latin1_caf\xe9.py")).write_text("e\n")
+    if use_git:
+        git_init_commit(root)
+    result = walk(root)
+    assert {f.path for f in result.files} == {"with space.py", "caf\u00e9/\u00fcber.py", "new\nline.py",
+                                              "quote's \\ back.py"}
+    assert result.skipped["bad_name"] == ["latin1_caf\\xe9.py"]  # shown with the bad byte escaped, as text
+
+
+def test_fifo_and_device_are_counted_and_never_opened(make_repo, no_blocking) -> None:
+    root = make_repo({"a.py": "a\n"}, use_git=False)
+    os.mkfifo(root / "pipe")
+    os.symlink("/dev/zero", root / "zeros")  # outside the root as well: must not be read
+    result = walk(root)
+    assert result.skipped == {"not_a_file": ["pipe"], "symlink_outside": ["zeros"]}
+    assert read_checked(root, "pipe") == (None, "not_a_file")  # a plain open() would block here forever
+
+
+def test_folder_links_are_counted_in_a_plain_walk(make_repo, tmp_path: Path) -> None:
+    root = make_repo({"a.py": "a\n", "sub/b.py": "b\n"}, use_git=False)
+    (tmp_path / "outside_dir").mkdir()
+    (tmp_path / "outside_dir" / "secret.py").write_text("outside\n")
+    os.symlink(tmp_path / "outside_dir", root / "out_dir")
+    os.symlink(root / "sub", root / "sub_again")
+    os.symlink(root / "missing", root / "dangling")
+    result = walk(root)
+    assert [f.path for f in result.files] == ["a.py", "sub/b.py"]
+    assert result.skipped == {"symlink_outside": ["out_dir"], "not_a_file": ["sub_again"], "deleted": ["dangling"]}
+
+
+def test_a_gitignore_that_is_a_fifo_or_a_link_is_not_read(make_repo, tmp_path: Path, no_blocking) -> None:
+    root = make_repo({"a.py": "a\n", "b.tmp": "b\n"}, use_git=False)
+    os.mkfifo(root / ".gitignore")
+    (tmp_path / "outside_ignore").write_text("*.py\n")
+    os.symlink(tmp_path / "outside_ignore", root / ".repochatignore")
+    result = walk(root)
+    assert [f.path for f in result.files] == ["a.py", "b.tmp"]
+
+
+def test_git_refusing_another_users_repository_is_said_with_the_fix(make_repo, monkeypatch) -> None:
+    root = make_repo({"a.py": "a\n", ".gitignore": "*.log\n", "sub/b.py": "b\n", "x.log": "l\n"})
+    monkeypatch.setenv("HOME", str(root.parent))  # no user config that could trust every directory
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_TEST_ASSUME_DIFFERENT_OWNER", "1")  # git's own switch for its ownership check
+    result = walk(root)
+    assert {f.path for f in result.files} == {"a.py", ".gitignore", "sub/b.py"}  # the plain walk, .gitignore kept
+    assert len(result.notices) == 1 and f"git config --global --add safe.directory {root}" in result.notices[0]
+    assert find_root(root / "sub") == root
+    with pytest.raises(RepositoryError, match="safe.directory"):
+        is_git_repository(root)
