@@ -49,7 +49,7 @@ def ask(root: Path, question: str, settings: Settings, effort: str = "auto", on_
     repo = load_repository(root, settings)
     own_engine = engine is None
     if engine is None:
-        engine = Engine(resolve_model(settings, on_progress), settings)
+        engine = Engine(resolve_model(settings, on_progress), settings, on_progress)
     try:
         return _answer(repo, question, settings, effort, engine, on_text, on_progress, started)
     finally:

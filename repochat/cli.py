@@ -215,14 +215,18 @@ def models(repo: Path | None, as_json: bool, **options: Any) -> None:
     """Installed models: name, size, context limit and licence."""
     from .engine.models import list_models
 
+    from .status import engine_status
+
     _root, settings = settings_for(repo, **options)
     found = list_models(settings)
+    engine = engine_status(settings)
     if as_json:
-        emit_json([{**asdict(m), "path": str(m.path) if m.path else None} for m in found])
+        emit_json({"models": [{**asdict(m), "path": str(m.path) if m.path else None} for m in found], **engine})
         return
     for m in found:
         state = "installed" if m.installed else "not installed"
         out.print(f"{m.name:14s} {state:14s} {m.size_bytes / 1e6:8.0f} MB  ctx {m.context_length:>9,}  {m.license}")
+    out.print(f"CPU path: {engine['cpu_path']} (cpu_extra_buffers = {engine['cpu_extra_buffers']})", markup=False)
 
 
 
@@ -231,4 +235,10 @@ for _command in (review, hook, serve, watch):  # defined in their own modules
 
 
 def main() -> None:
+    from .crashguard import enable_crash_log, run_guarded, should_guard
+
+    argv = sys.argv[1:]
+    if should_guard(argv):
+        sys.exit(run_guarded(argv))
+    enable_crash_log()
     cli()

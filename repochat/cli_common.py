@@ -13,7 +13,8 @@ import click
 from rich.console import Console
 
 from .config import Settings, load_settings
-from .errors import RepochatError
+from .crashguard import EXIT_CRASHED
+from .errors import EngineCrash, RepochatError
 from .repo.walk import check_root, find_root
 
 out = Console(highlight=False, soft_wrap=True)
@@ -26,16 +27,30 @@ def handle_errors(exit_code: int = 1) -> Callable[[Callable[..., Any]], Callable
         def run(*args: Any, **kwargs: Any) -> Any:
             try:
                 return command(*args, **kwargs)
-            except RepochatError as exc:
-                if os.environ.get("REPOCHAT_DEBUG"):
-                    raise
-                click.echo(f"repochat: error: {exc}", err=True)
-                sys.exit(exit_code)
             except KeyboardInterrupt:
                 click.echo("repochat: interrupted", err=True)
                 sys.exit(130)
+            except (click.exceptions.Exit, click.ClickException, SystemExit):
+                raise
+            except Exception as exc:
+                if os.environ.get("REPOCHAT_DEBUG"):
+                    raise
+                click.echo(f"repochat: error: {one_line(exc)}", err=True)
+                sys.exit(EXIT_CRASHED if isinstance(exc, EngineCrash) else exit_code)
         return run
     return decorate
+
+
+def one_line(exc: BaseException) -> str:
+    """What went wrong, in one line: our own errors as they are, the OS's with the path, anything else as a bug."""
+    if isinstance(exc, RepochatError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    text = " ".join(str(exc).split())[:300]
+    return (f"internal error ({type(exc).__name__}: {text}); REPOCHAT_DEBUG=1 shows the traceback, "
+            f"please report it")
 
 
 def emit_json(data: Any) -> None:

@@ -56,13 +56,22 @@ class Settings:
     # whole-repository mode: files changed since the context was laid out are appended after it (the KV pages of the
     # rest stay valid) until their superseded copies pass this share of the context; 0 lays it out afresh every time
     max_stale_share: float = 0.35
+    # llama.cpp's extra CPU buffer types (AMX, repacked weights): auto = on unless the CPU has AMX, whose path
+    # crashes in llama.cpp (engine/cpu.py)
+    cpu_extra_buffers: str = "auto"
 
     def index_path(self, root: Path) -> Path:
-        return Path(self.index_dir).expanduser() if self.index_dir else root / ".repochat"
+        """<root>/.repochat, or index_dir (a relative one is taken from the repository root, not the cwd)."""
+        return root / Path(self.index_dir).expanduser() if self.index_dir else root / ".repochat"
 
 
 _SIZE_KEYS = {"max_file_size", "memory", "kv_cache_size"}
 _SHARE_KEYS = {"max_stale_share"}  # fractions of a whole: 0 to 1
+# The smallest value each number may take (a page of fewer tokens than a short line is a mistake, not a choice).
+_MINIMUMS = {"max_file_size": 1, "memory": 0, "ctx": 0, "page_tokens": 16, "kv_cache_size": 0, "gpu_layers": -1,
+             "threads": 0, "max_answer_tokens": 1, "max_diff_lines": 1, "review_whole_max_prefill": 0}
+CHOICES = {"kv_type": ("f16", "q8_0", "q4_0"), "fail_on": ("error", "warning", "info", "never"),
+           "cpu_extra_buffers": ("auto", "on", "off")}
 
 
 def _coerce(name: str, kind: Any, value: Any) -> Any:
@@ -109,6 +118,8 @@ def _file_settings(root: Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
         for key in table:
             data = data.get(key, {}) if isinstance(data, dict) else {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: [{'.'.join(table)}] must be a table of settings, not {data!r}")
         found.update({k.replace("-", "_"): v for k, v in data.items()})
     return found
 
@@ -130,4 +141,14 @@ def load_settings(root: Path, overrides: Mapping[str, Any] | None = None,
     for key, value in (overrides or {}).items():
         if value is not None:
             merged[key] = value
-    return dataclasses.replace(Settings(), **{k: _coerce(k, known[k], v) for k, v in merged.items()})
+    values = {k: _coerce(k, known[k], v) for k, v in merged.items()}
+    for key, value in values.items():
+        _check_range(key, value)
+    return dataclasses.replace(Settings(), **values)
+
+
+def _check_range(name: str, value: Any) -> None:
+    if name in _MINIMUMS and value < _MINIMUMS[name]:
+        raise ConfigError(f"{name} must be at least {_MINIMUMS[name]}, not {value}")
+    if name in CHOICES and value not in CHOICES[name]:
+        raise ConfigError(f"{name} must be one of {', '.join(CHOICES[name])}, not {value!r}")

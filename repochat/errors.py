@@ -31,3 +31,6 @@ class EngineError(RepochatError):
 
 class ReviewError(RepochatError):
     """A review could not run (bad range, not a git repository, ...)."""
+
+class EngineCrash(EngineError):
+    """llama.cpp crashed natively (a signal) in a child process; the CLI exits 2 on it."""

@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 LABELS = {"parse": "indexing files", "embed": "embedding chunks", "prefill": "prefilling pages",
-          "restore": "restoring cached pages", "assemble": "preparing model"}
+          "restore": "restoring cached pages", "assemble": "preparing model",
+          "probe": "checking that llama.cpp runs on this CPU (once)"}
 
 
 @contextmanager

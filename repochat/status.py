@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
+from .engine.cpu import describe_cpu_path, use_extra_buffers
 from .errors import IndexMissing, RepochatError
 from .index.store import IndexStore
 
 
 def repository_status(root: Path, settings: Settings) -> dict[str, Any]:
-    report: dict[str, Any] = {"repository": {"root": str(root), "index": str(settings.index_path(root))}}
+    report: dict[str, Any] = {"repository": {"root": str(root), "index": str(settings.index_path(root))},
+                              "engine": engine_status(settings)}
     try:
         store = IndexStore.open(settings.index_path(root))
     except IndexMissing as exc:  # whole-repository asks need no index: the plan still applies
@@ -22,6 +24,12 @@ def repository_status(root: Path, settings: Settings) -> dict[str, Any]:
     report["skipped"] = store.skip_counts() or {"none": 0}
     report["plan"] = _plan(root, settings, report["index"]["tokens"])
     return report
+
+
+def engine_status(settings: Settings) -> dict[str, Any]:
+    """Which CPU path llama.cpp takes (the extra buffer types are off on AMX CPUs unless asked for)."""
+    extra = use_extra_buffers(settings.cpu_extra_buffers)
+    return {"cpu_path": describe_cpu_path(extra), "cpu_extra_buffers": settings.cpu_extra_buffers}
 
 
 def index_counts(store: IndexStore) -> dict[str, Any]:

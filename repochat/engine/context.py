@@ -58,11 +58,14 @@ _GGML_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0,
 class LlamaModel:
     """Loaded weights and vocabulary."""
 
-    def __init__(self, path: Path, gpu_layers: int = 0, vocab_only: bool = False) -> None:
+    def __init__(self, path: Path, gpu_layers: int = 0, vocab_only: bool = False,
+                 extra_buffers: bool = False) -> None:
+        """extra_buffers: let llama.cpp repack weights into its extra CPU buffer types (see engine/cpu.py)."""
         _init_backend()
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = gpu_layers
         params.vocab_only = vocab_only
+        params.use_extra_bufts = extra_buffers
         _recent_errors.clear()
         self._model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
         if not self._model:

@@ -31,7 +31,7 @@ class LazyEngine:
                 from .session import Engine
 
                 model = resolve_model(self._settings, progress or self._progress)
-                self._engine = Engine(model, self._settings)
+                self._engine = Engine(model, self._settings, progress or self._progress)
             return self._engine
 
     def loaded(self) -> Engine | None:

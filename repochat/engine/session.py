@@ -23,6 +23,7 @@ from .context import SEQ_MAIN, ContextParams, LlamaContext, LlamaModel
 from .planner import needs_flash_attention
 from .models import check_adapter, model_fingerprint
 from .pagestore import LoadStatus, PageStore, chain_keys
+from .probe import working_extra_buffers
 
 log = logging.getLogger("repochat.engine")
 Progress = Callable[[str, int, int], None]
@@ -76,11 +77,12 @@ def split_pages(tokens: list[int], page_tokens: int) -> list[list[int]]:
 class Engine:
     """A loaded model plus a context that is created (and grown) on demand."""
 
-    def __init__(self, model_path: Path, settings: Settings) -> None:
+    def __init__(self, model_path: Path, settings: Settings, progress: Progress | None = None) -> None:
         self.model_path = Path(model_path)
         self.settings = settings
         self.identity = cache_identity(self.model_path, settings)  # first: a bad adapter path fails fast
-        self.model = LlamaModel(self.model_path, gpu_layers=settings.gpu_layers)
+        self.extra_buffers = working_extra_buffers(self.model_path, settings, progress)
+        self.model = LlamaModel(self.model_path, gpu_layers=settings.gpu_layers, extra_buffers=self.extra_buffers)
         self.context: LlamaContext | None = None
         self._resident: list[str] = []  # keys of the pages that occupy the start of the main sequence
 

@@ -1,0 +1,168 @@
+"""The first use of a model on this machine runs in a child process, so that a native crash in llama.cpp becomes a
+message instead of the end of ours.
+
+The child loads the model with the chosen CPU path, decodes a batch and two single tokens (the two matmul paths a
+question takes) and exits. Its outcome is remembered per llama.cpp build, CPU, model and GPU layers in
+``<cache_dir>/engine-probes.json`` (and in this process), so the check costs one model load once. When the preferred
+path crashes and the setting is "auto", the plain path is tried and used if it works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from ..config import Settings
+from ..errors import EngineCrash
+from .cpu import cpu_flags, describe_cpu_path, use_extra_buffers
+
+Progress = Callable[[str, int, int], None]
+PROBE_FILE = "engine-probes.json"
+PROBE_TIMEOUT_S = 600  # loading a large model from a slow disk can take minutes
+OK = "ok"
+FAILED = "failed"
+_known: dict[str, bool] = {}  # probe key -> the extra-buffers choice that works, for this process
+
+
+def working_extra_buffers(model_path: Path, settings: Settings, progress: Progress | None = None) -> bool:
+    """The extra-buffers choice to load ``model_path`` with; EngineCrash (one line) when no choice runs."""
+    preferred = use_extra_buffers(settings.cpu_extra_buffers)
+    key = probe_key(model_path, settings.gpu_layers)
+    if key in _known:
+        return _known[key]
+    records = _load_records(settings)
+    outcomes = records.setdefault(key, {})
+    choices = [preferred] + ([False] if preferred and settings.cpu_extra_buffers == "auto" else [])
+    for choice in choices:
+        label = _label(choice)
+        outcome = outcomes.get(label) or _probe(model_path, choice, settings.gpu_layers, progress)
+        if outcome.startswith(FAILED):  # a Python-level error: loading it here reports it properly
+            return choice
+        if label not in outcomes:
+            outcomes[label] = outcome
+            _save_records(settings, records)
+        if outcome == OK:
+            _known[key] = choice
+            return choice
+    raise EngineCrash(_crash_message(model_path, outcomes[_label(choices[-1])], choices[-1]))
+
+
+def probe_key(model_path: Path, gpu_layers: int) -> str:
+    """What decides whether llama.cpp runs: its build, the CPU, the model file and how it is offloaded."""
+    import llama_cpp
+
+    library = Path(llama_cpp.__file__).parent / "lib"
+    builds = sorted(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in library.glob("*.so*"))
+    model = Path(model_path).resolve()
+    stat = model.stat()
+    parts = [llama_cpp.__version__, *builds, " ".join(sorted(cpu_flags())), str(model), str(stat.st_size),
+             str(stat.st_mtime_ns), f"gpu={gpu_layers}"]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+def run_probe(model_path: Path, extra_buffers: bool, gpu_layers: int) -> str:
+    """Run the check in a child process: "ok", or how it failed (a signal name, an exit status, a timeout)."""
+    command = [sys.executable, "-m", "repochat.engine.probe", str(model_path),
+               "--extra-buffers", "1" if extra_buffers else "0", "--gpu-layers", str(gpu_layers)]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return f"no answer within {PROBE_TIMEOUT_S} s"
+    except OSError as exc:
+        return f"could not start the check: {exc.strerror}"
+    if done.returncode == 0:
+        return OK
+    if done.returncode < 0:
+        return f"crashed with {_signal_name(-done.returncode)}"
+    last = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+    return f"{FAILED}: {last[0][:300]}"
+
+
+def _probe(model_path: Path, extra_buffers: bool, gpu_layers: int, progress: Progress | None) -> str:
+    if progress:
+        progress("probe", 0, 1)
+    outcome = run_probe(model_path, extra_buffers, gpu_layers)
+    if progress:
+        progress("probe", 1, 1)
+    return outcome
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _label(extra_buffers: bool) -> str:
+    return "extra_buffers" if extra_buffers else "plain"
+
+
+def _crash_message(model_path: Path, outcome: str, extra_buffers: bool) -> str:
+    hint = ("set cpu_extra_buffers = \"off\" (REPOCHAT_CPU_EXTRA_BUFFERS=off)" if extra_buffers
+            else "try another model (--model) or another llama-cpp-python build")
+    return (f"llama.cpp {outcome} running {Path(model_path).name} on this CPU "
+            f"({describe_cpu_path(extra_buffers)}); {hint}")
+
+
+def _records_path(settings: Settings) -> Path:
+    return Path(settings.cache_dir).expanduser() / PROBE_FILE
+
+
+def _load_records(settings: Settings) -> dict[str, dict[str, str]]:
+    try:
+        data = json.loads(_records_path(settings).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and all(isinstance(v, dict) for v in data.values()) else {}
+
+
+def _save_records(settings: Settings, records: dict[str, dict[str, str]]) -> None:
+    """Best effort: a cache dir that cannot be written only means the check runs again next time."""
+    path = _records_path(settings)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=PROBE_FILE, delete=False) as handle:
+            json.dump(records, handle, indent=1)
+        os.replace(handle.name, path)
+    except OSError:
+        pass
+
+
+def _check(model_path: Path, extra_buffers: bool, gpu_layers: int) -> None:
+    """In the child: load, decode a batch of 64 tokens, then two single tokens."""
+    from .context import ContextParams, LlamaContext, LlamaModel
+
+    model = LlamaModel(model_path, gpu_layers=gpu_layers, extra_buffers=extra_buffers)
+    context = LlamaContext(model, ContextParams(n_ctx=256, n_batch=64, threads=0))
+    tokens = model.tokenize("def add(a, b):\n    return a + b\n" * 8)[:64]
+    context.decode(tokens, 0, logits_last=True)
+    for position in range(len(tokens), len(tokens) + 2):
+        context.decode([context.greedy_token()], position, logits_last=True)
+    context.close()
+    model.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Check that llama.cpp runs a model here (used by repochat).")
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--extra-buffers", type=int, choices=(0, 1), default=1)
+    parser.add_argument("--gpu-layers", type=int, default=0)
+    args = parser.parse_args()
+    try:
+        _check(args.model, bool(args.extra_buffers), args.gpu_layers)
+    except Exception as exc:  # a Python-level failure is reported as text, not as a crash
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()
