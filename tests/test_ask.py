@@ -7,8 +7,14 @@ through the page store on disk.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,6 +231,53 @@ def test_ctrl_c_during_prefill_keeps_the_pages_written(cold: Cold, engine: Engin
     resumed = _ask_from_disk(engine, repo, settings)
     assert resumed.coverage["restored_tokens"] == 3 * 256
     assert resumed.answer == cold.result.answer
+
+
+def immutable(path: Path, on: bool) -> bool:
+    """chattr +i / -i on a tree: read-only even for root (chmod is not), as a read-only mount would be."""
+    done = subprocess.run(["chattr", "-R", "+i" if on else "-i", str(path)], capture_output=True)
+    return done.returncode == 0
+
+
+def test_a_read_only_page_cache_still_answers_from_its_pages(cold: Cold, engine: Engine, tmp_path: Path) -> None:
+    repo, settings = _fresh_copy(cold, tmp_path)
+    cache = tmp_path / "cache"
+    if not immutable(cache, True):
+        pytest.skip("this filesystem has no immutable flag (chattr)")
+    try:
+        result = _ask_from_disk(engine, repo, settings)  # page timestamps cannot be updated
+        assert result.coverage["cache"] == "hit" and result.answer == cold.result.answer
+        assert repository_status(repo, settings)["plan"]["mode"] == "whole"
+        (repo / "taskq" / "worker.py").write_text((repo / "taskq" / "worker.py").read_text() + "\n# edited\n")
+        edited = _ask_from_disk(engine, repo, settings)  # new pages cannot be saved: a notice, not an error
+        assert edited.answer and edited.coverage["prefilled_tokens"] > 0
+        assert any("could not save KV pages" in notice for notice in edited.coverage["notices"])
+    finally:
+        immutable(cache, False)
+
+
+def test_kill_9_during_prefill_keeps_every_finished_page(cold: Cold, tmp_path: Path) -> None:
+    """A real `repochat ask` process killed mid-prefill: the next one restores what it saved and answers."""
+    repo = tmp_path / "repo"
+    shutil.copytree(cold.repo, repo, symlinks=True)
+    env = {**os.environ, "REPOCHAT_CACHE_DIR": str(tmp_path / "cache"), "REPOCHAT_PAGE_TOKENS": "256",
+           "REPOCHAT_THREADS": "1", "REPOCHAT_MAX_ANSWER_TOKENS": "48"}
+    command = [sys.executable, "-m", "repochat", "ask", "-C", str(repo), "--model", cold.settings.model,
+               "--effort", "high", "--json", QUESTION]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 600
+    while len(list((tmp_path / "cache").rglob("*.kvp"))) < 2 and process.poll() is None:
+        assert time.monotonic() < deadline, "no page was saved within 10 minutes"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # the guard and the child doing the work, at once
+    process.wait()
+    saved = len(list((tmp_path / "cache").rglob("*.kvp")))
+    assert 2 <= saved < cold.result.coverage["pages"], "the ask finished before it could be killed"
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    coverage = json.loads(done.stdout)["coverage"]
+    assert coverage["restored_tokens"] >= 2 * 256 and coverage["cache"] == "partial"
 
 
 def test_in_memory_prefix_is_reused_by_the_next_question(cold: Cold, engine: Engine) -> None:

@@ -85,7 +85,7 @@ class PageStore:
         path = self.path(index, key)
         try:
             raw = bytearray(path.read_bytes())
-        except FileNotFoundError:
+        except OSError:  # gone, or unreadable: either way it is recomputed
             return Loaded(LoadStatus.MISSING)
         reason = _check(raw, index)
         if reason:
@@ -123,7 +123,7 @@ class PageStore:
         for index, key in index_keys:
             try:
                 os.utime(self.path(index, key), (when, when))
-            except FileNotFoundError:
+            except OSError:  # gone, or a read-only cache: only the LRU order is lost
                 pass
 
     def usage(self) -> int:
@@ -146,7 +146,7 @@ class PageStore:
         try:
             size = path.stat().st_size
             path.unlink()
-        except FileNotFoundError:
+        except OSError:  # gone already, or a read-only cache (the page stays damaged and is recomputed each time)
             return
         with self._lock:
             if self._total is not None:
@@ -176,11 +176,11 @@ def _scan(root: Path) -> list[tuple[Path, int, float]]:
             path = Path(directory) / name
             try:
                 stat = path.stat()
-            except FileNotFoundError:
-                continue
-            if name.startswith(".tmp-"):
-                if now - stat.st_mtime > _STALE_TEMP_SECONDS:
-                    path.unlink(missing_ok=True)
+                if name.startswith(".tmp-"):
+                    if now - stat.st_mtime > _STALE_TEMP_SECONDS:
+                        path.unlink(missing_ok=True)
+                    continue
+            except OSError:
                 continue
             if name.endswith(".kvp"):
                 found.append((path, stat.st_size, stat.st_mtime))
@@ -202,7 +202,10 @@ def _evict(root: Path, needed: int, protect: set[str]) -> int:
             break
         if path.stem.split("-", 1)[1] in protect:
             continue
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            continue
         freed += size
     if freed:
         log.info("evicted %d bytes of KV pages (cache bound)", freed)
