@@ -12,6 +12,7 @@ the commit through unless --strict). A bad range or a directory that is not a gi
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,8 @@ from .engine.models import resolve_model
 from .engine.pagestore import PageStore
 from .engine.planner import context_bucket
 from .engine.session import Engine, PrefixStats
-from .errors import EngineError, IndexError_, ModelError
+from .errors import EngineError, IndexError_, IndexMissing, ModelError
+from .index.indexer import update_index
 from .index.languages import language_for
 from .index.store import IndexStore
 from .retrieve.symbols import find_symbols
@@ -71,7 +73,7 @@ def review(root: Path, settings: Settings, target: str = STAGED, engine: Engine 
     report = ReviewReport(target=target_label(target))
     try:
         writes = target in (STAGED, WORKTREE)
-        store = open_index(root, settings, for_writing=writes)
+        store = _open_or_build_index(root, settings, writes, report, on_progress)
         if writes:
             index_change(store, change, settings)  # the symbols the review looks up describe what is committed
     except IndexError_ as exc:
@@ -86,6 +88,20 @@ def review(root: Path, settings: Settings, target: str = STAGED, engine: Engine 
                                 _indexed_tokens(store), MAX_OUTPUT_TOKENS + _ANSWER_ROOM)
         _run_model(report, context, request, settings, engine, on_progress)
     return _finish(report, started)
+
+
+def _open_or_build_index(root: Path, settings: Settings, for_writing: bool, report: ReviewReport,
+                         on_progress: Progress | None) -> IndexStore:
+    """The index; a repository without one gets one first (full-text only: seconds for a small repository), so
+    the hook reviews from the very first commit instead of skipping until someone runs `repochat index`."""
+    try:
+        return open_index(root, settings, for_writing)
+    except IndexMissing:
+        pass
+    summary = update_index(root, dataclasses.replace(settings, embeddings=False), on_progress)
+    report.notes.append(f"no index yet: built one ({summary.files} files in {summary.seconds:.1f}s; "
+                        f"`repochat index` adds vectors for better search)")
+    return open_index(root, settings, for_writing)
 
 
 def _indexed_tokens(store: IndexStore) -> int:
@@ -153,7 +169,7 @@ def _run_model(report: ReviewReport, context: ReviewContext, request: LayoutRequ
     own = engine is None
     try:
         if engine is None:
-            engine = Engine(resolve_model(settings, on_progress), settings)
+            engine = Engine(resolve_model(settings, on_progress), settings, on_progress)
         store = PageStore(Path(settings.cache_dir), engine.identity, settings.kv_cache_size)
         layout = choose_layout(engine, request, settings, store)
         _generate(report, context, engine, layout, store, on_progress)

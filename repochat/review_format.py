@@ -34,6 +34,7 @@ class ReviewReport:
     not_reviewed: dict[str, str] = field(default_factory=dict)  # path -> reason (binary, deleted, too large, ...)
     dropped: int = 0  # findings the model made outside the reviewed files
     notice: str = ""  # why the review did not run (model or index unavailable), "" when it ran
+    notes: list[str] = field(default_factory=list)  # what the user should know though it ran (an index was built)
     seconds: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)  # prompt tokens, generated tokens, model, ...
 
@@ -68,9 +69,9 @@ def exit_code(report: ReviewReport, fail_on: str, strict: bool) -> int:
 # --- text ---------------------------------------------------------------------------------------------------------
 def text_lines(report: ReviewReport, fail_on: str) -> list[tuple[str, str]]:
     """(rich style, plain text) pairs; the caller prints them with or without colour."""
+    out = [("yellow", f"repochat review: {note}") for note in report.notes]
     if not report.ran:
-        return [("yellow", f"repochat review: skipped: {report.notice}")]
-    out: list[tuple[str, str]] = []
+        return [*out, ("yellow", f"repochat review: skipped: {report.notice}")]
     for finding in sorted(report.findings, key=lambda f: (SEVERITIES.index(f.severity), f.path, f.line)):
         out.append((_STYLE[finding.severity], f"{finding.path}:{finding.line}: {finding.severity}: {finding.message}"))
         if finding.suggestion:

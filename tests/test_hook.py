@@ -1,7 +1,7 @@
 """The pre-commit hook through real `git commit`: install, chaining an existing hook (which still runs and can still
-block), uninstall restoring it byte for byte, core.hooksPath, and the no-index case (one line; the commit goes
-through, or is blocked with --strict). These commits never reach the model: without an index the review stops
-before it."""
+block), uninstall restoring it byte for byte, core.hooksPath, and the first commit of a repository without an index
+(the review builds one). These commits never reach the model: REPOCHAT_MODEL names a file that does not exist, so
+the review stops with one line and the commit goes through, or is blocked with --strict."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ from repo_support import GIT_ENV, git, write_files
 from repochat.cli import cli
 from repochat.config import Settings
 from repochat.index.indexer import update_index
+from repochat.index.store import IndexStore
 from repochat.hook import MARKER, PREVIOUS_NAME, HookError, hook_state, install, uninstall
 
+NO_MODEL = {"REPOCHAT_MODEL": "no-such-model.gguf"}
 PREVIOUS = "#!/bin/sh\necho previous-hook-ran >> \"$(git rev-parse --show-toplevel)/hook.log\"\nexit {code}\n"
 
 
@@ -27,8 +29,8 @@ PREVIOUS = "#!/bin/sh\necho previous-hook-ran >> \"$(git rev-parse --show-toplev
 def commit(root: Path, message: str = "change", cache_dir: Path | None = None,
            extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     """A real `git commit` that runs the hooks."""
-    env = {**os.environ, **GIT_ENV, "HOME": str(root),
-           "REPOCHAT_CACHE_DIR": str(cache_dir or root / ".cache")}
+    env = {**os.environ, **GIT_ENV, "HOME": str(root), "REPOCHAT_CACHE_DIR": str(cache_dir or root / ".cache"),
+           **({} if cache_dir else NO_MODEL)}
     return subprocess.run(["git", "-C", str(root), "commit", "-m", message, *extra], capture_output=True, text=True,
                           env=env)
 
@@ -46,18 +48,21 @@ def write_previous(root: Path, code: int = 0) -> Path:
     return hook
 
 
-def test_install_writes_an_executable_hook_and_commit_without_index_passes(make_repo: Callable[..., Path]) -> None:
+def test_first_commit_without_an_index_builds_one_then_passes(make_repo: Callable[..., Path]) -> None:
     root = make_repo({"a.py": "x = 1\n"})
     state = install(root)
     assert state.installed and state.chained is None and os.access(state.path, os.X_OK)
     stage_change(root)
     done = commit(root)
     assert done.returncode == 0, done.stderr
-    assert "repochat review: skipped: index unavailable" in done.stdout + done.stderr
+    output = done.stdout + done.stderr
+    assert "repochat review: no index yet: built one (1 files" in output
+    assert "repochat review: skipped: model unavailable" in output
     assert git(root, "log", "-1", "--format=%s").strip() == "change"
+    assert IndexStore.open(root / ".repochat").file_rows()["a.py"]["status"] == "indexed"
 
 
-def test_strict_hook_blocks_the_commit_when_the_index_is_missing(make_repo: Callable[..., Path]) -> None:
+def test_strict_hook_blocks_the_commit_when_the_model_is_missing(make_repo: Callable[..., Path]) -> None:
     root = make_repo({"a.py": "x = 1\n"})
     install(root, ["--strict"])
     stage_change(root)
@@ -126,11 +131,12 @@ def test_cli_install_and_uninstall(make_repo: Callable[..., Path]) -> None:
 def test_review_command_outputs_and_exit_codes_without_a_model_run(make_repo: Callable[..., Path]) -> None:
     root = make_repo({"a.py": "x = 1\n", "logo.png": b"\x00\x01"})
     stage_change(root)
-    runner = CliRunner()
+    runner = CliRunner(env={**NO_MODEL, "REPOCHAT_CACHE_DIR": str(root / ".cache")})
     done = runner.invoke(cli, ["review", "-C", str(root), "--json"])
     assert done.exit_code == 0, done.output
     data = json.loads(done.stdout)
-    assert data["ran"] is False and data["notice"].startswith("index unavailable")
+    assert data["ran"] is False and data["notice"].startswith("model unavailable")
+    assert data["notes"][0].startswith("no index yet: built one")
     assert runner.invoke(cli, ["review", "-C", str(root), "--strict"]).exit_code == 2
     sarif = json.loads(runner.invoke(cli, ["review", "-C", str(root), "--sarif"]).stdout)
     assert sarif["runs"][0]["invocations"][0]["executionSuccessful"] is False

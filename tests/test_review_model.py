@@ -1,6 +1,6 @@
 """Review end to end on the real default model, through real `git commit` with the installed hook.
 
-- Planted bugs (one off-by-one, one misspelled attribute, one removed null check a caller relies on): the finding
+- Planted bugs, each in a fresh repository without an index, on its first hooked commit (one off-by-one, one misspelled attribute, one removed null check a caller relies on): the finding
   must name the right file and line in a majority of them (tests/bench/bench_review.py runs the full fixed set and
   prints the rate and the time per review).
 - A clean change is committed (nothing at 'error').
@@ -23,9 +23,7 @@ from engine_support import default_model_path
 from repo_support import git, write_files
 from review_cases import CASES, CLEAN_EDIT, PlantedBug
 from test_hook import commit
-from repochat.config import Settings
 from repochat.hook import install
-from repochat.index.indexer import update_index
 
 pytestmark = pytest.mark.model
 FINDING = re.compile(r"^(?P<path>\S+):(?P<line>\d+): (?P<severity>error|warning|info): ", re.M)
@@ -40,8 +38,8 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def hooked_repo(make_repo: Callable[..., Path], files: dict[str, str | bytes]) -> Path:
+    """A fresh repository with the hook installed and no index: its first hooked commit builds one."""
     root = make_repo({**files, ".gitignore": ".repochat/\n.cache/\nhook.log\n"})
-    update_index(root, Settings(embeddings=False))
     install(root)
     return root
 
@@ -59,6 +57,7 @@ def planted_hit(make_repo: Callable[..., Path], cache_dir: Path, case: PlantedBu
     git(root, "add", *case.edit)
     done = commit(root, f"plant {case.name}", cache_dir)
     output = commit_output(done)
+    assert "repochat review: no index yet: built one" in output  # reviewed from the very first commit
     findings = list(FINDING.finditer(output))
     blocked = any(m["severity"] == "error" for m in findings)  # the default fail_on
     assert (done.returncode != 0) == blocked, output
