@@ -5,6 +5,7 @@
   crashed is not used again ("auto" falls back to plain weights; "on" is a one-line error with exit status 2).
 - A command whose process dies of a signal (a real SIGSEGV sent to it) ends with one line: exit 2 for `ask`, the
   commit let through for `review` unless --strict.
+- The MCP server answers an ask whose engine crashed with a tool error and goes on serving.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import time
 from pathlib import Path
 
 import pytest
+from anyio.from_thread import start_blocking_portal
+from mcp import ClientSession, StdioServerParameters, stdio_client
 
-from engine_support import default_model_path
+from engine_support import default_model_path, make_repo
 from repochat.config import Settings
 from repochat.engine import probe
 from repochat.engine.cpu import describe_cpu_path, use_extra_buffers
@@ -134,3 +137,22 @@ def test_a_segfault_during_review_lets_the_commit_through_unless_strict(tmp_path
         lenient.stderr
     strict = crash_command(["review", "--staged", "--strict", "-C", str(DEMO)], tmp_path)
     assert strict.returncode == 2 and "crashed (SIGSEGV)" in strict.stderr
+
+
+@pytest.mark.model
+def test_the_mcp_server_survives_an_engine_crash_as_a_tool_error(model: Path, tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo", {"worker.py": "def retry(job):\n    return job.run()\n"})
+    settings = Settings(cache_dir=str(tmp_path / "cache"), model=str(model))
+    record_crash(settings, model, True)
+    env = {**os.environ, "REPOCHAT_MODEL": str(model), "REPOCHAT_CACHE_DIR": settings.cache_dir,
+           "REPOCHAT_CPU_EXTRA_BUFFERS": "on", "REPOCHAT_EMBEDDINGS": "0"}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "repochat", "serve", "-C", str(root)],
+                                   env=env)
+    with open(tmp_path / "server.log", "w") as errlog, start_blocking_portal() as portal:
+        with portal.wrap_async_context_manager(stdio_client(params, errlog=errlog)) as (read, write):
+            with portal.wrap_async_context_manager(ClientSession(read, write)) as session:
+                portal.call(session.initialize)
+                crashed = portal.call(lambda: session.call_tool("ask", {"question": "what does retry do?"}))
+                assert crashed.is_error and "crashed with SIGSEGV" in crashed.content[0].text
+                found = portal.call(lambda: session.call_tool("search_code", {"query": "retry"}))
+                assert not found.is_error and "worker.py" in found.content[0].text
