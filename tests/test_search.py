@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from repochat.config import load_settings
+from repochat.errors import ConfigError
+from repochat.index.identifiers import searchable
 from repochat.index.indexer import embed_pending, update_index
 from repochat.index.store import IndexStore
 from repochat.retrieve.repomap import rank_definitions, render_map
-from repochat.retrieve.search import glob_to_regex, search
+from repochat.retrieve.search import MAX_QUERY_CHARS, cut_notice, glob_to_regex, search
 from repochat.retrieve.symbols import callers, find_symbols
 from repochat.tokens import count_tokens
 
@@ -109,6 +112,45 @@ def test_names_written_as_calls() -> None:
 
     assert called_in("Like :func:`pass_context()`; `const n = interval(1000)` and mergeMap(x), not map(x) or ran.")\
         == ["interval", "mergeMap"]
+
+
+# Inputs that make a pattern start at every character of a long run and scan (or backtrack) to its end: quadratic
+# patterns take minutes on a megabyte of these, linear ones milliseconds.
+ADVERSARIAL = {"one word": "a" * 1_000_000, "camel": "aB" * 500_000, "snake": "a_" * 500_000, "caps": "A" * 1_000_000,
+               "digits first": "9a" * 500_000, "unclosed links": "{@link " * 150_000, "roles": ":a:" * 300_000,
+               "unclosed literals": "[`" * 500_000, "dotted": "a." * 500_000, "non-ASCII": "aé" * 500_000,
+               "word then call": "a" * 1_000_000 + "é("}
+
+
+@pytest.mark.parametrize("kind", sorted(ADVERSARIAL))
+def test_patterns_over_user_text_take_linear_time(kind: str) -> None:
+    from repochat.references import named_in_answer
+    from repochat.retrieve.search import called_in, names_in
+
+    text = ADVERSARIAL[kind]
+    for scan in (names_in, called_in, searchable, named_in_answer):
+        began = time.perf_counter()
+        scan(text)
+        assert time.perf_counter() - began < 2.0, f"{scan.__name__} is not linear on {kind!r}"
+
+
+def test_a_huge_query_is_cut_and_answered_in_seconds(store: IndexStore) -> None:
+    """A 5 MB word and a megabyte of mixed text, through the real hybrid search (full text and vectors)."""
+    mixed = ("How does parseHTTPRequest(raw) split the head, see {@link Queue} and :func:`restore`; " * 12_000)[:1_000_000]
+    for query in ("a" * 5_000_000, mixed):
+        began = time.perf_counter()
+        search(store, query, k=5)
+        assert time.perf_counter() - began < 2.0
+        assert cut_notice(query) and f"{MAX_QUERY_CHARS:,}" in cut_notice(query)
+    assert cut_notice("parse http request") is None
+    # only the start is searched: a name past the limit is not looked for (it is found right at the limit)
+    assert search(store, " " * (MAX_QUERY_CHARS - 16) + "parseHTTPRequest", k=3, mode="fts")
+    assert search(store, " " * MAX_QUERY_CHARS + "parseHTTPRequest", k=3, mode="fts") == []
+
+
+def test_a_path_glob_longer_than_any_path_is_refused(store: IndexStore) -> None:
+    with pytest.raises(ConfigError, match="path glob too long"):
+        search(store, "parse", path_glob="a" * 1_000_000)
 
 
 def test_glob_translation() -> None:

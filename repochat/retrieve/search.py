@@ -42,12 +42,22 @@ MAX_VECTOR_QUERY_CHARS = 600  # the embedder reads 128 tokens at most; a longer 
 _COLUMNS = ["path", "language", "kind", "symbol", "start_line", "end_line", "text", "context", "signature",
             "doc", "tokens", "embed_key"]
 _SPAN_COLUMNS = ["path", "start_line", "end_line"]
+# A query is text from a user or an agent: only its first MAX_QUERY_CHARS characters are searched (a question of a
+# few pages; the full-text lists slow down with every extra word, and a megabyte of text is no longer a query).
+MAX_QUERY_CHARS = 8_000
+# A path is at most 4,096 bytes on Linux, so a longer glob matches nothing; and at a megabyte, its regex exceeds what
+# LanceDB's regex engine compiles, which fails the whole query as if the index were damaged.
+MAX_GLOB_CHARS = 4_096
+# Every pattern below runs over the whole query, so each must take linear time in its length: a pattern that can
+# start at every character of a long word and scan to the word's end each time (or backtrack over it) is quadratic,
+# holds the GIL, and stalls a server. tests/test_search.py times them on adversarial megabyte inputs.
 # A doc comment's cross-references (reST :func:`x`, JSDoc {@link x}, Rust [`x`]) point at other definitions, not at
-# the one described: they do not count as naming it.
-_CROSS_REFERENCE = re.compile(r":\w+:`[^`]*`|\{@link[^}]*\}|\[`[^`\]]*`\]")
+# the one described: they do not count as naming it. ({@link stops at the next '{': an unclosed one per start.)
+_CROSS_REFERENCE = re.compile(r":\w+:`[^`]*`|\{@link[^{}]*\}|\[`[^`\]]*`\]")
 _MARKUP = re.compile(r":\w+:|\.\. \w+(::)?|``?|\*\*?")  # reST roles and directives, literals, emphasis
 _CODE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}")
-_CALLED_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]{3,})\(")
+# Starts only where a name starts (not inside one) and never gives characters back: one pass over each word.
+_CALLED_NAME = re.compile(r"(?<![A-Za-z0-9_])([A-Za-z_][A-Za-z0-9_]{3,}+)\(")
 
 
 @dataclass(frozen=True)
@@ -97,8 +107,10 @@ def search(store: IndexStore, query: str, k: int = 10, mode: str = "hybrid", pat
 
 def ranked_lists(store: IndexStore, query: str, where: str | None = None, full_text: bool = True,
                  embedder: Embedder | None = None) -> dict[str, list[dict[str, Any]]]:
-    """Each list's best chunks for ``query``, best first: rows with path, lines, _rowid and _score (the list's own
-    score; 1 for the exact and called lists). The vector list only with an ``embedder``."""
+    """Each list's best chunks for ``query`` (its first MAX_QUERY_CHARS characters), best first: rows with path,
+    lines, _rowid and _score (the list's own score; 1 for the exact and called lists). The vector list only with an
+    ``embedder``."""
+    query = query[:MAX_QUERY_CHARS]
     names, called = names_in(query), called_in(query)
     query = _MARKUP.sub(" ", query)
     jobs: dict[str, Any] = {}
@@ -113,6 +125,13 @@ def ranked_lists(store: IndexStore, query: str, where: str | None = None, full_t
     # The lists are independent and LanceDB and ONNX Runtime release the GIL: run them side by side.
     futures = {name: _POOL.submit(job) for name, job in jobs.items()}
     return {name: future.result() for name, future in futures.items()}
+
+
+def cut_notice(query: str) -> str | None:
+    """What to tell the user when only the start of their query is searched; None when all of it is."""
+    if len(query) <= MAX_QUERY_CHARS:
+        return None
+    return f"the query has {len(query):,} characters; only its first {MAX_QUERY_CHARS:,} were searched"
 
 
 Span = tuple[str, int, int]  # path, start_line, end_line: what identifies a chunk
@@ -194,6 +213,8 @@ def glob_to_regex(glob: str) -> str:
 
 def _filter(path_glob: str | None, language: str | None) -> str | None:
     clauses = []
+    if path_glob and len(path_glob) > MAX_GLOB_CHARS:
+        raise ConfigError(f"path glob too long: {len(path_glob):,} characters (at most {MAX_GLOB_CHARS:,})")
     if path_glob:
         clauses.append(f"regexp_like(path, {sql_quote(glob_to_regex(path_glob))})")
     if language:
