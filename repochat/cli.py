@@ -69,9 +69,13 @@ def search(query: str, k: int, mode: str, path_glob: str | None, language: str |
            as_json: bool) -> None:
     """Search the index: ranked chunks with path:line."""
     from .index.store import IndexStore
+    from .retrieve.search import cut_notice
     from .retrieve.search import search as run_search
 
     root, settings = settings_for(repo)
+    notice = cut_notice(query)
+    if notice:
+        click.echo(f"notice: {notice}", err=True)
     hits = run_search(IndexStore.open(settings.index_path(root)), query, k=k, mode=mode, path_glob=path_glob,
                       language=language, embedding_model=settings.embedding_model)
     if as_json:

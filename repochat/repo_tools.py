@@ -73,12 +73,15 @@ class RepoTools:
     # --- index queries -------------------------------------------------------------------------------------
     def search_code(self, query: str, k: int = 10, mode: str = "hybrid", path: str | None = None,
                     language: str | None = None) -> dict[str, Any]:
-        from .retrieve.search import search
+        from .retrieve.search import MAX_QUERY_CHARS, cut_notice, search
 
         glob = confine_glob(path) if path else None
         hits = search(self._store(), query, k=k, mode=mode, path_glob=glob, language=language,
                       embedding_model=self.settings.embedding_model)
-        return {"query": query, "mode": mode, "results": [{**asdict(h), "location": h.location()} for h in hits]}
+        found = {"query": query[:MAX_QUERY_CHARS], "mode": mode,
+                 "results": [{**asdict(h), "location": h.location()} for h in hits]}
+        notice = cut_notice(query)
+        return {**found, "notice": notice} if notice else found
 
     def find_symbol(self, name: str) -> dict[str, Any]:
         from .retrieve.symbols import find_symbols
@@ -173,7 +176,9 @@ def _is_patch(target: str) -> bool:
 def _revision_range(target: str) -> str:
     """A revision range from a client: no option-like or multi-line values (they would reach git's command line)."""
     target = target.strip()
-    if not target or target.startswith("-") or not re.fullmatch(r"[\w./@^~:{}-]+(\.\.\.?[\w./@^~:{}-]*)?", target):
+    # One character class, which ranges' dots belong to: a pattern with a separate '..' part backtracks
+    # quadratically over a long run of dots.
+    if not target or target.startswith("-") or not re.fullmatch(r"[\w./@^~:{}-]+", target):
         raise ConfigError(f"not a revision range: {target!r} (use 'staged', 'worktree', 'A..B', 'A...B' or a commit)")
     return target
 
