@@ -164,6 +164,9 @@ class LlamaContext:
 
     def __init__(self, model: LlamaModel, params: ContextParams) -> None:
         self.model, self.params = model, params
+        self._ctx, self._batch = None, None  # first: close() also runs (from __del__) when a later step fails
+        # The adapter before the context: a file that is not an adapter then fails before anything is allocated.
+        adapter = model.load_lora(params.lora) if params.lora else None
         cparams = llama_cpp.llama_context_default_params()
         threads = fitted_threads(params.threads)
         cparams.n_ctx, cparams.n_batch, cparams.n_ubatch = params.n_ctx, params.n_batch, params.n_batch
@@ -179,9 +182,9 @@ class LlamaContext:
             raise ModelError(f"could not create a context of {params.n_ctx:,} tokens{_last_error()}")
         self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
         self._memory = llama_cpp.llama_get_memory(self._ctx)
-        if params.lora:
-            self._apply_lora(model.load_lora(params.lora))
         self._batch = llama_cpp.llama_batch_init(params.n_batch, 0, 1)
+        if adapter is not None:
+            self._apply_lora(adapter)
         self._tokens = np.ctypeslib.as_array(self._batch.token, shape=(params.n_batch,))
         self._positions = np.ctypeslib.as_array(self._batch.pos, shape=(params.n_batch,))
         self._want_logits = np.ctypeslib.as_array(self._batch.logits, shape=(params.n_batch,))
@@ -269,8 +272,11 @@ class LlamaContext:
         return True
 
     def close(self) -> None:
-        if self._ctx:
+        """Free the batch and the context; safe twice, and on a context whose __init__ stopped part-way."""
+        if self._batch is not None:
             llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
+        if self._ctx:
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
 
