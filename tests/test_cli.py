@@ -94,6 +94,49 @@ def test_bad_config_is_one_line_error(tmp_path: Path) -> None:
     assert_one_line_error(run("index", str(tmp_path)), "not a size")
 
 
+@pytest.mark.parametrize("config, fragment", [
+    ("page_tokens = 0", "page_tokens must be at least 16, not 0"),
+    ("page_tokens = -5", "page_tokens must be at least 16"),
+    ("threads = -1", "threads must be at least 0, not -1"),
+    ("memory = -5", "memory must be at least 0"),
+    ('fail_on = "catastrophe"', "fail_on must be one of error, warning, info, never"),
+    ('kv_type = "q2"', "kv_type must be one of"),
+    ('cpu_extra_buffers = "maybe"', "cpu_extra_buffers must be one of auto, on, off"),
+    ("max_stale_share = 2", "max_stale_share must be between 0 and 1"),
+])
+def test_out_of_range_settings_are_one_line_errors(tmp_path: Path, config: str, fragment: str) -> None:
+    (tmp_path / "repochat.toml").write_text(config + "\n")
+    assert_one_line_error(run("status", "-C", str(tmp_path)), fragment)
+
+
+def test_a_tool_table_that_is_not_a_table_is_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool]\nrepochat = 5\n")
+    assert_one_line_error(run("status", "-C", str(tmp_path)), "[tool.repochat] must be a table")
+
+
+def test_a_relative_index_dir_is_taken_from_the_repository_root(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(DEMO, root)
+    (root / "repochat.toml").write_text('index_dir = "build/idx"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert run("index", str(root), "--no-embed").exit_code == 0
+    assert (root / "build" / "idx").is_dir() and not (elsewhere / "build").exists()
+    assert json.loads(run("search", "retry", "-C", str(root), "--json").output)["results"]
+
+
+def test_an_index_dir_that_cannot_be_created_is_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "blocker").write_text("a file where a folder should be\n")
+    (tmp_path / "repochat.toml").write_text('index_dir = "blocker/idx"\n')
+    result = CliRunner().invoke(cli, ["index", str(tmp_path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("repochat: error:") and "blocker" in lines[0], result.output
+
+
 def test_unknown_search_mode_is_rejected(demo: Path) -> None:
     result = run("search", "x", "-C", str(demo), "--mode", "magic")
     assert result.exit_code == 2 and "Traceback" not in result.output
