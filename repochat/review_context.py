@@ -20,6 +20,7 @@ from .index.definitions import Definition, extract_definitions
 from .index.languages import language_for, ts_parser
 from .index.parse import parse_file
 from .index.store import IndexStore, sql_quote
+from .repo.secret_rules import withhold_secret_lines
 from .retrieve.repomap import rank_definitions, render_map
 from .retrieve.symbols import find_symbols
 from .review_diff import FileChange, split_lines
@@ -152,7 +153,7 @@ def _covering_chunk(store: IndexStore, path: str, line: int) -> dict | None:  # 
 
 def _excerpt(title: str, chunk: dict, focus: int) -> Excerpt:  # type: ignore[type-arg]
     """The chunk's lines around ``focus`` (its head when it is short enough), numbered."""
-    lines = chunk["text"].split("\n")
+    lines = withhold_secret_lines(chunk["text"].split("\n"), chunk["path"])  # an index built by older rules
     start = chunk["start_line"]
     if len(lines) > MAX_EXCERPT_LINES:
         first = max(0, min(focus - start - MAX_EXCERPT_LINES // 2, len(lines) - MAX_EXCERPT_LINES))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import ReviewError
 from .repo.filters import content_skip_reason, indexable_text, path_skip_reason
+from .repo.secret_rules import withhold_secret_lines
 from .repo.walk import is_git_repository
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's well-known hash of the empty tree
@@ -127,7 +128,7 @@ def side_contents(root: Path, new_side: str) -> dict[str, str | None]:
     texts: dict[str, str | None] = {}
     for file in differing:
         data = blobs.get(prefix + file.path)
-        texts[file.path] = indexable_text(data)[0] if data is not None else None
+        texts[file.path] = indexable_text(data, file.path)[0] if data is not None else None
     untracked = git_output(root, "ls-files", "-z", "--others", "--exclude-standard")
     for path in untracked.decode("utf-8", "surrogateescape").split("\0"):
         if path:
@@ -191,9 +192,20 @@ def _read_texts(root: Path, files: list[FileChange], base: str, new_side: str) -
         if not new_side and change.status != "D":
             new = _read_worktree(root, change.path)
         change.staged_bytes = new
-        change.old_text = _as_text(old) if old is not None else None
+        change.old_text = _old_side_text(change, old)
         change.skip_reason = _skip_reason(change, new)
         change.new_text = None if change.skip_reason else _as_text(new or b"")
+
+
+def _old_side_text(change: FileChange, old: bytes | None) -> str | None:
+    """The old side as the review may show it (its removed lines): a line that holds a secret is withheld, and
+    every line of a file at a secret path. A commit that takes a leaked key out must not send the key to the model."""
+    text = _as_text(old) if old is not None else None
+    if not text:
+        return text
+    lines = withhold_secret_lines(split_lines(text), change.old_path,
+                                  whole=path_skip_reason(change.old_path) == "secret")
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
 
 
 def _skip_reason(change: FileChange, new: bytes | None) -> str:
@@ -201,7 +213,10 @@ def _skip_reason(change: FileChange, new: bytes | None) -> str:
         return "deleted"
     if new is None:
         return "unreadable"
-    reason = path_skip_reason(change.path) or content_skip_reason(new)
+    if change.old_path != change.path and "secret" in (path_skip_reason(change.old_path),
+                                                       content_skip_reason(new, change.old_path)):
+        return "secret"  # renamed away from a secret path, or from a configuration file that held a password
+    reason = path_skip_reason(change.path) or content_skip_reason(new, change.path)
     if reason in ("binary", "secret", "generated", "minified"):
         return reason
     return "" if _as_text(new) is not None else "not text"

@@ -48,7 +48,7 @@ def _index_blob(store: IndexStore, file: FileChange, settings: Settings) -> None
     sha = content_hash(data)
     row = {"path": file.path, "sha": sha, "size": len(data), "mtime": _RECHECK_MTIME, "language": "",
            "status": INDEXED, "chunks": 0, "tokens": 0}
-    text, reason = (None, "too_large") if len(data) > settings.max_file_size else indexable_text(data)
+    text, reason = (None, "too_large") if len(data) > settings.max_file_size else indexable_text(data, file.path)
     if text is None:
         store.replace_content([file.path], [], [])
         store.replace_files([file.path], [{**row, "status": reason or "not_utf8"}])

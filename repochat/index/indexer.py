@@ -170,7 +170,7 @@ def _index_file(root: Path, source: SourceFile, row: dict[str, Any] | None) -> _
     sha = content_hash(data)
     if row and row["sha"] == sha:
         return _FileResult(source, sha, row["status"], language=row["language"], previous=row)
-    text, reason = indexable_text(data)
+    text, reason = indexable_text(data, source.path)
     if text is None:
         return _FileResult(source, sha, reason or "not_utf8")
     parsed = parse_file(source.path, text)
