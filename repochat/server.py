@@ -12,11 +12,15 @@ request never waits for that longer than one page (see kv_refresh).
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+import os
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, TypeVar
+from typing import Annotated, Any, AsyncIterator, BinaryIO, Callable, Iterator, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -26,6 +30,7 @@ from mcp.server.stdio import stdio_server
 from mcp.shared._context_streams import create_context_streams
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
+from anyio.streams.memory import MemoryObjectSendStream
 from mcp_types import CallToolResult, ErrorData, JSONRPCError
 from mcp_types.jsonrpc import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
 from pydantic import Field, ValidationError
@@ -39,6 +44,10 @@ from .watch import IndexGate, IndexWatcher
 log = logging.getLogger("repochat.server")
 T = TypeVar("T")
 FILE_URI = "repo://files/{+path}"
+# How long shutdown waits for a running decode to reach its next page or token and stop. The engine is freed only
+# after that (freeing llama.cpp's context under a decode crashes the process); past this, the process exits with the
+# engine still allocated, which the OS reclaims.
+ENGINE_STOP_WAIT_S = 60.0
 
 
 class RequestCancelled(Exception):
@@ -90,13 +99,10 @@ class ModelQueue:
             finally:
                 self._running.pop(token, None)
 
-    def cancel_all(self, timeout: float = 30.0) -> None:
-        """Stop every running request and wait for it (the engine must not be closed under a running decode)."""
-        running = list(self._running.items())
-        for token, _finished in running:
+    def cancel_all(self) -> None:
+        """Ask every running request to stop at its next page or token (``close_engine_when_stopped`` waits)."""
+        for token in list(self._running):
             token.cancel()
-        for _token, finished in running:
-            finished.wait(timeout)
 
 
 class RepochatMCP(MCPServer[Any]):
@@ -135,6 +141,16 @@ async def _in_thread(gate: IndexGate, call: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(guarded)
     except RepochatError as exc:
         raise ToolError(str(exc)) from exc
+    except Exception as exc:  # noqa: BLE001 - a bug or a library's error fails this call, never the server
+        raise _unexpected(exc) from exc
+
+
+def _unexpected(exc: Exception) -> ToolError:
+    """A tool error of one line for an exception repochat did not expect; the traceback goes to the log."""
+    log.error("tool failed", exc_info=exc)
+    lines = str(exc).strip().splitlines()
+    detail = f": {lines[0][:300]}" if lines else ""
+    return ToolError(f"internal error ({type(exc).__name__}{detail}); the server's log (stderr) has the details")
 
 
 def _progress_sender(ctx: Context[Any, Any], token: CancelToken) -> Callable[[str, int, int], None]:
@@ -245,6 +261,8 @@ async def _model_call(queue: ModelQueue, job: Callable[[CancelToken], T]) -> T:
         raise
     except RepochatError as exc:
         raise ToolError(str(exc)) from exc
+    except Exception as exc:  # noqa: BLE001 - see _in_thread
+        raise _unexpected(exc) from exc
 
 
 def serve_stdio(root: Path, settings: Settings, live: bool = True) -> None:
@@ -265,32 +283,121 @@ def serve_stdio(root: Path, settings: Settings, live: bool = True) -> None:
     try:
         anyio.run(_run_stdio, server)
     finally:
-        queue.cancel_all()
+        queue.cancel_all()  # a request still running stops at its next page or token ...
         if refresher is not None:
-            refresher.stop(timeout=30)  # before the engine closes: it may be prefilling a page
+            refresher.stop(timeout=0)  # ... and so does a refresh (close_engine_when_stopped waits for both)
         if watcher is not None:
             watcher.stop(timeout=5)
-        tools.close()
+        if not close_engine_when_stopped(queue.turns, tools.close, ENGINE_STOP_WAIT_S):
+            log.warning("a decode did not stop within %.0fs; exiting without freeing the model", ENGINE_STOP_WAIT_S)
+
+
+def close_engine_when_stopped(turns: EngineTurns, close: Callable[[], None], timeout: float) -> bool:
+    """Run ``close`` once nothing decodes: in a turn of its own, which a request or a refresh gives up only when it
+    stops, and which keeps anything new from starting meanwhile. False if the turn did not come within ``timeout``
+    (then ``close`` runs later, if ever: never under a decode)."""
+    closed = threading.Event()
+
+    def close_in_turn() -> None:
+        try:
+            with turns.foreground():
+                close()
+        except Exception:  # noqa: BLE001 - shutting down: report and go on
+            log.exception("closing the engine failed")
+        finally:
+            closed.set()
+
+    threading.Thread(target=close_in_turn, name="repochat-close-engine", daemon=True).start()
+    return closed.wait(timeout)
 
 
 async def _run_stdio(server: RepochatMCP) -> None:
-    """The SDK's stdio transport, plus an error reply to lines that are not JSON-RPC (the SDK only logs those)."""
+    """The SDK's stdio transport, plus error replies where the SDK gives none: to lines that are not JSON-RPC (it
+    only logs those) and to requests whose id is not allowed (it takes them for notifications)."""
     lowlevel = server._lowlevel_server
-    async with stdio_server() as (read_stream, write_stream):
-        forward, screened = create_context_streams[SessionMessage | Exception](0)
+    refuse, refusals = anyio.create_memory_object_stream[JSONRPCError](64)
+    with _protocol_stdin() as raw_stdin:
+        lines = anyio.wrap_file(io.TextIOWrapper(raw_stdin, encoding="utf-8", errors="replace"))
+        async with stdio_server(stdin=_valid_ids(lines, refuse)) as (read_stream, write_stream):  # type: ignore[arg-type]
+            forward, screened = create_context_streams[SessionMessage | Exception](0)
 
-        async def screen() -> None:
-            async with forward:
-                async for item in read_stream:
-                    if isinstance(item, Exception):
-                        await write_stream.send(SessionMessage(_protocol_error(item)))
-                    else:
-                        await forward.send(item)
+            async def reply(error: JSONRPCError) -> None:
+                try:
+                    await write_stream.send(SessionMessage(error))
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    pass  # the server is shutting down: nobody reads replies any more
 
-        async with anyio.create_task_group() as group:
-            group.start_soon(screen)
-            await lowlevel.run(screened, write_stream, lowlevel.create_initialization_options())
-            group.cancel_scope.cancel()
+            async def screen() -> None:
+                async with forward:
+                    async for item in read_stream:
+                        if isinstance(item, Exception):
+                            await reply(_protocol_error(item))
+                        else:
+                            await forward.send(item)
+
+            async def answer_refusals() -> None:
+                async with refusals:
+                    async for refusal in refusals:
+                        await reply(refusal)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(screen)
+                group.start_soon(answer_refusals)
+                await lowlevel.run(screened, write_stream, lowlevel.create_initialization_options())
+                group.cancel_scope.cancel()
+
+
+@contextmanager
+def _protocol_stdin() -> Iterator[BinaryIO]:
+    """The client's stdin for the protocol alone, as the SDK does when it opens stdin itself: the wire is read from a
+    private duplicate, and fd 0 points at the null device meanwhile, so that no child process (git) reads a message.
+    The duplicate is never closed: a reader thread may still be blocked on it when the server returns."""
+    try:
+        private = os.dup(0)  # not inheritable: children never get it
+        null = os.open(os.devnull, os.O_RDONLY)
+    except OSError:  # no usable fd 0: read what Python has
+        yield sys.stdin.buffer
+        return
+    os.dup2(null, 0)
+    os.close(null)
+    try:
+        yield os.fdopen(private, "rb", closefd=False)
+    finally:
+        os.dup2(private, 0)
+
+
+async def _valid_ids(lines: AsyncIterator[str], refuse: MemoryObjectSendStream[JSONRPCError]) -> AsyncIterator[str]:
+    """The lines of stdin, less the requests whose id is not allowed; each of those gets an Invalid Request reply."""
+    async with refuse:
+        async for line in lines:
+            refusal = _invalid_id(line)
+            if refusal is None:
+                yield line
+            else:
+                await refuse.send(refusal)
+
+
+def _invalid_id(line: str) -> JSONRPCError | None:
+    """The error reply to a request whose id MCP does not allow, else None.
+
+    JSON-RPC 2.0 allows a string, a number or null; MCP narrows it to a string or an integer, never null. The SDK
+    reads a request with any other id (an object, a list, a fraction, true, null) as a notification and never
+    answers, so the client waits forever. As JSON-RPC requires for an Invalid Request, the reply's id is null."""
+    try:
+        message = json.loads(line)
+    except (ValueError, RecursionError):
+        return None  # not JSON (or nested too deep for us): the SDK replies with a parse error
+    if not isinstance(message, dict) or "id" not in message or "method" not in message:
+        return None
+    request_id = message["id"]
+    if isinstance(request_id, str) or (isinstance(request_id, int) and not isinstance(request_id, bool)):
+        return None
+    text = f"invalid request: the id must be a string or an integer, not {_JSON_KINDS.get(type(request_id), 'that')}"
+    log.warning("%s", text)
+    return JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=INVALID_REQUEST, message=text))
+
+
+_JSON_KINDS = {dict: "an object", list: "an array", float: "a fraction", bool: "a boolean", type(None): "null"}
 
 
 def _protocol_error(exc: Exception) -> JSONRPCError:

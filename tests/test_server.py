@@ -238,21 +238,24 @@ def _raw_server(root: Path, base: Path) -> subprocess.Popen[bytes]:
                             stderr=subprocess.PIPE, env=env)
 
 
-def _replies_until(process: subprocess.Popen[bytes], last_id: int, timeout: float) -> list[dict[str, Any]]:
-    """Read stdout lines (each must be a JSON-RPC message) until the reply to ``last_id`` arrives."""
+def _replies_until(process: subprocess.Popen[bytes], last_id: int, timeout: float,
+                   also: frozenset[int] = frozenset()) -> list[dict[str, Any]]:
+    """Read stdout lines (each must be a JSON-RPC message) until the replies to ``last_id`` and ``also`` arrive."""
     replies: list[dict[str, Any]] = []
     found = threading.Event()
+    waiting = {last_id, *also}
 
     def read() -> None:
         assert process.stdout is not None
         for line in process.stdout:
             replies.append(json.loads(line))
-            if replies[-1].get("id") == last_id:
+            waiting.discard(replies[-1].get("id"))
+            if not waiting:
                 found.set()
                 return
 
     threading.Thread(target=read, daemon=True).start()
-    assert found.wait(timeout), f"no reply to request {last_id}; got {replies}"
+    assert found.wait(timeout), f"no reply to requests {waiting}; got {replies}"
     return replies
 
 
@@ -290,6 +293,76 @@ def test_the_server_exits_cleanly_when_stdin_closes(tmp_path: Path) -> None:
     assert process.wait(timeout=30) == 0
     assert time.monotonic() - began < 10, "the server took too long to notice stdin closing"
     assert process.stdout.read() == b""
+
+
+def _send(process: subprocess.Popen[bytes], *messages: dict[str, Any]) -> None:
+    assert process.stdin is not None
+    process.stdin.write(b"".join(json.dumps(message).encode() + b"\n" for message in messages))
+    process.stdin.flush()
+
+
+def _initialized(root: Path, base: Path) -> subprocess.Popen[bytes]:
+    """A raw server over an indexed repository, past the handshake."""
+    subprocess.run([*SERVE[:-1], "index", str(root)], check=True, capture_output=True,
+                   env={**os.environ, "REPOCHAT_EMBEDDINGS": "0", "REPOCHAT_CACHE_DIR": str(base / "kv-cache")})
+    process = _raw_server(root, base)
+    _send(process, INITIALIZE, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+    _replies_until(process, 1, timeout=60)
+    return process
+
+
+def test_requests_whose_id_mcp_does_not_allow_get_invalid_request(tmp_path: Path) -> None:
+    """JSON-RPC allows a string, a number or null as an id, MCP a string or an integer: anything else is an Invalid
+    Request, answered with id null (the SDK took these for notifications and never answered)."""
+    process = _raw_server(_make_repo(tmp_path), tmp_path)
+    bad_ids = [{"a": 1}, [1], 1.5, None, True]
+    _send(process, INITIALIZE, {"jsonrpc": "2.0", "method": "notifications/initialized"},
+          *({"jsonrpc": "2.0", "id": bad, "method": "ping"} for bad in bad_ids),
+          {"jsonrpc": "2.0", "id": "fine", "method": "ping"}, {"jsonrpc": "2.0", "id": 9, "method": "ping"})
+    replies = _replies_until(process, 9, timeout=60)
+    time.sleep(1)  # replies need not come in order: the refusals may follow the last ping's
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.close()
+    assert process.wait(timeout=30) == 0
+    replies += [json.loads(line) for line in process.stdout.read().splitlines()]
+    refused = [reply for reply in replies if "error" in reply]
+    assert [(reply["id"], reply["error"]["code"]) for reply in refused] == [(None, -32600)] * len(bad_ids), replies
+    assert all("string or an integer" in reply["error"]["message"] for reply in refused)
+    assert {reply["id"] for reply in replies if "result" in reply} == {1, "fine", 9}
+
+
+def test_huge_queries_do_not_stall_the_server_nor_keep_it_from_exiting(tmp_path: Path) -> None:
+    """A 5 MB word and a megabyte of mixed text are answered in seconds, and the server still notices stdin closing
+    (the word once froze it: a quadratic pattern held the GIL)."""
+    root = _make_repo(tmp_path)
+    process = _initialized(root, tmp_path)
+    try:
+        mixed = ("Which function in taskq/worker.py calls queue.pop_due(now) and retries a job? " * 13_000)[:1_000_000]
+        began = time.monotonic()
+        _send(process, {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                        "params": {"name": "search_code", "arguments": {"query": "a" * 5_000_000}}},
+              {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+               "params": {"name": "search_code", "arguments": {"query": mixed}}},
+              {"jsonrpc": "2.0", "id": 4, "method": "tools/list"})
+        by_id = {reply.get("id"): reply for reply in _replies_until(process, 4, timeout=30, also=frozenset({2, 3}))}
+        print(f"three requests carrying 6 MB answered in {time.monotonic() - began:.2f}s")
+        assert time.monotonic() - began < 10
+        for request_id in (2, 3):
+            result = by_id[request_id]["result"]
+            assert not result["isError"], result
+            found = json.loads(result["content"][0]["text"])
+            assert "first 8,000" in found["notice"] and len(found["query"]) == 8_000
+        assert json.loads(by_id[3]["result"]["content"][0]["text"])["results"][0]["path"] == "taskq/worker.py"
+        _send(process, {"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                        "params": {"name": "search_code", "arguments": {"query": "b" * 5_000_000}}})
+        assert process.stdin is not None
+        process.stdin.close()  # while that search runs
+        closed = time.monotonic()
+        assert process.wait(timeout=30) == 0
+        assert time.monotonic() - closed < 5, "the server took too long to notice stdin closing"
+    finally:
+        if process.poll() is None:  # a stalled server must not outlive the test
+            process.kill()
 
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "editors"
@@ -336,3 +409,32 @@ def test_review_diff_reviews_a_pasted_patch_without_touching_the_repository(serv
     assert report["ran"], report["notice"]
     assert report["reviewed"] == ["taskq/worker.py"]
     assert git(server.root, "status", "--porcelain") == status and worker.read_text(encoding="utf-8") == original
+
+
+def test_the_engine_is_closed_only_after_the_running_decode_gives_up_its_turn() -> None:
+    """Shutdown frees the engine in a turn of its own: never while a request (or a refresh) still decodes."""
+    from repochat.kv_refresh import EngineTurns
+    from repochat.server import close_engine_when_stopped
+
+    turns = EngineTurns()
+    decoding, stop = threading.Event(), threading.Event()
+    events: list[str] = []
+
+    def decode() -> None:  # a request's turn, as ModelQueue.run holds it, until it sees the cancellation
+        with turns.foreground():
+            decoding.set()
+            stop.wait(10)
+            events.append("decode stopped")
+
+    worker = threading.Thread(target=decode)
+    worker.start()
+    assert decoding.wait(5)
+    assert not close_engine_when_stopped(turns, lambda: events.append("closed"), timeout=0.5)
+    assert events == []  # the decode still runs: nothing was freed
+    stop.set()
+    worker.join(5)
+    deadline = time.monotonic() + 5
+    while len(events) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert events == ["decode stopped", "closed"]
+    assert close_engine_when_stopped(turns, lambda: events.append("closed again"), timeout=5)
