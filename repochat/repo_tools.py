@@ -161,8 +161,10 @@ class RepoTools:
         else:
             resolved = {"staged": STAGED, "worktree": WORKTREE}.get(target.strip()) or _revision_range(target)
         engine = self.engine(progress)
-        with self.gate.write():  # a staged review writes the staged blobs' symbols into the index
-            report = review(self.root, self.settings, resolved, engine=engine, on_progress=progress)
+        # A staged review writes the staged blobs' symbols into the index under the index lock, for the few
+        # milliseconds that takes, and publishes a snapshot; queries meanwhile read the one before. Holding the
+        # gate here would block every query for the whole model run.
+        report = review(self.root, self.settings, resolved, engine=engine, on_progress=progress)
         return report.as_dict()
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from .config import Settings
 from .index.indexer import INDEXED
 from .index.indexer import chunk_record, content_hash
+from .index.lock import index_write_lock
 from .index.parse import parse_file
 from .index.store import IndexStore
 from .repo.filters import indexable_text, path_skip_reason
@@ -28,7 +29,14 @@ def open_index(root: Path, settings: Settings, for_writing: bool = False) -> Ind
 
 
 def index_change(store: IndexStore, change: Change, settings: Settings) -> int:
-    """Store the new side of every changed file (and drop deleted and renamed-away paths). Returns files written."""
+    """Store the new side of every changed file (and drop deleted and renamed-away paths). Returns files written.
+    Holds the index lock while writing: a watcher or `repochat index` may be writing to the same index."""
+    with index_write_lock(store.path.parent):
+        store.refresh()  # catch up with writes made since the store was opened
+        return _write_change(store, change, settings)
+
+
+def _write_change(store: IndexStore, change: Change, settings: Settings) -> int:
     gone = [f.old_path for f in change.files if f.status in "DR" and f.old_path]
     if gone:
         store.replace_content(gone, [], [])

@@ -6,7 +6,10 @@ without a new event, or at most ``max_wait`` after the first one) and then bring
 computed afterwards, in the same thread, and that work gives way as soon as new changes arrive.
 
 Readers and the updater share an ``IndexGate``: an update holds it exclusively, so a query sees the index before the
-update or after it, never half of it.
+update or after it, never half of it. Every index write, here as anywhere, first takes the index lock
+(index/lock.py), which other processes (a manual `repochat index`, the hook) take too: the lock always before the
+gate, so two threads never hold one each while waiting for the other. Vectors are written outside the gate (readers
+pin a published snapshot; new vectors only become visible when one is published) but inside the lock.
 
 The observer never descends into .git/ (every git command writes there), our own index folder or a top-level folder
 the walker finds nothing in (node_modules/, .venv/): the root is watched without recursion, and each other top-level
@@ -30,6 +33,7 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from .config import Settings
 from .errors import RepochatError
 from .index.indexer import IndexSummary, embed_pending, update_index
+from .index.lock import index_write_lock
 from .index.store import IndexStore
 from .repo.walk import ignored_folder
 
@@ -270,7 +274,7 @@ class IndexWatcher:
 
     def _update(self) -> None:
         try:
-            with self.gate.write():
+            with index_write_lock(self.settings.index_path(self.root), on_wait=log.info), self.gate.write():
                 summary = update_index(self.root, self.settings)
             self.state.updates += 1
             self.state.last_update, self.state.last_error = summary, ""
@@ -288,11 +292,12 @@ class IndexWatcher:
             self.gate.open()
 
     def _embed(self) -> None:
-        """Vectors for new chunks, outside the gate (adding vectors only makes hybrid search better, never wrong);
-        stops early when new changes arrive, and the next pass picks up the rest."""
+        """Vectors for new chunks, outside the gate (adding vectors only makes hybrid search better, never wrong)
+        and each batch written under the index lock; stops early when new changes arrive, and the next pass picks
+        up the rest."""
         try:
             store = IndexStore.open(self.settings.index_path(self.root))
-            self.state.embedded += embed_pending(store, self.settings, self._yield_to_changes)
+            self.state.embedded += embed_pending(store, self.settings, self._yield_to_changes, on_wait=log.info)
         except _ChangesArrived:
             log.debug("embedding paused: files changed")
         except RepochatError as exc:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any, Callable, Iterator
 
 from .. import tokens
 from ..config import Settings
+from ..errors import IndexError_
 from ..records import Chunk, SourceFile, Symbol
 from ..repo.filters import indexable_text
 from ..repo.walk import walk_repository
@@ -22,8 +25,11 @@ from .identifiers import (
     without_doc,
     words_of_code,
 )
+from .lock import IndexBusy, index_write_lock, lock_notice
 from .parse import parse_file
-from .store import IndexStore, chunk_row
+from .store import IndexDamaged, IndexStore, chunk_row
+
+log = logging.getLogger("repochat.index")
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 WRITE_BATCH_FILES = 1000  # files per write: bounds memory, and an interrupted run keeps what was written
@@ -62,6 +68,7 @@ class _FileResult:
 
 
 def open_for_update(root: Path, settings: Settings, rebuild: bool = False) -> tuple[IndexStore, str]:
+    """The index opened for writing, repaired or rebuilt as needed; call it holding the index lock."""
     index_dir = settings.index_path(root)
     if rebuild:
         IndexStore.remove(index_dir)
@@ -69,13 +76,34 @@ def open_for_update(root: Path, settings: Settings, rebuild: bool = False) -> tu
 
 
 def update_index(root: Path, settings: Settings, progress: Progress | None = None,
-                 rebuild: bool = False) -> IndexSummary:
-    """Bring the index in line with the work tree. Safe to interrupt: the next run completes it."""
+                 rebuild: bool = False, wait: bool = True,
+                 on_wait: Callable[[str], None] = lock_notice) -> IndexSummary:
+    """Bring the index in line with the work tree. Safe to interrupt: the next run completes it.
+
+    Holds the index lock throughout: another writer (a watcher, a second `repochat index`, a hook) is waited for
+    (``on_wait`` says so), or, with ``wait`` False, IndexBusy is raised at once. Damage found on the way (LanceDB opens lazily, so a broken
+    file may show only when written to) gets the index rebuilt, once."""
+    index_dir = settings.index_path(root)
+    with index_write_lock(index_dir, wait, on_wait):
+        try:
+            return _update(root, settings, progress, rebuild)
+        except IndexBusy:
+            raise
+        except IndexDamaged as exc:
+            if rebuild:
+                raise
+            log.warning("index damaged during the update: %s", exc)
+            summary = _update(root, settings, progress, rebuild=True)
+            summary.notice = f"rebuilt: the index was damaged ({exc.detail})"
+            return summary
+
+
+def _update(root: Path, settings: Settings, progress: Progress | None, rebuild: bool) -> IndexSummary:
     started = time.perf_counter()
     tokens.preload()  # loads while the repository is walked
     store, notice = open_for_update(root, settings, rebuild)
     walk = walk_repository(root, settings)
-    stored = store.file_rows()
+    stored, suspect = _stored_rows(store)
     summary = IndexSummary(root=str(root), index_path=str(store.path), notice=notice, files=len(walk.files))
     changed = [f for f in walk.files if not _unchanged(stored.get(f.path), f)]
     summary.unchanged = len(walk.files) - len(changed)
@@ -91,35 +119,120 @@ def update_index(root: Path, settings: Settings, progress: Progress | None = Non
         if written is not None:
             written.result()
     walked = {f.path for f in walk.files}
-    gone = [path for path in stored if path not in walked]
+    gone = [path for path in sorted(set(stored) | suspect) if path not in walked]
     store.replace_content(gone, [], [])
     store.replace_files(gone, [])
-    summary.deleted = len(gone)
+    summary.deleted = len([path for path in gone if path in stored])
     store.ensure_fts()
     store.save_skipped(walk.skipped)
     store.publish_snapshot()
+    _maintain(store)
     _fill_counts(store, summary, settings)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def embed_pending(store: IndexStore, settings: Settings, progress: Progress | None = None) -> int:
-    """Compute vectors for chunks that have none yet (keyed by content, so unchanged code is never re-embedded)."""
-    store = store.writer()
-    pending = _pending_embeddings(store)
+def _stored_rows(store: IndexStore) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """The files table by path, less the paths whose rows disagree (redone by this update), and those paths.
+
+    Rows disagree after two writers interleaved without the lock (indexes written before it existed): a path with
+    two rows in `files`, or with more or fewer chunks than its row counts (duplicated, or left by a file deleted
+    during an interrupted run). Counting rows is cheap; chunk paths are read only when the totals differ."""
+    rows = store.table("files").to_arrow().to_pylist()
+    stored = {row["path"]: row for row in rows}
+    suspect = {path for path, n in Counter(row["path"] for row in rows).items() if n > 1}
+    if sum(row["chunks"] for row in stored.values()) != store.table("chunks").count_rows():
+        counts = Counter(store.column("chunks", "path"))
+        suspect |= {path for path in stored.keys() | counts.keys()
+                    if counts.get(path, 0) != (stored[path]["chunks"] if path in stored else 0)}
+    for path in suspect:
+        stored.pop(path, None)
+    return stored, suspect
+
+
+def _maintain(store: IndexStore) -> None:
+    """Compaction and cleanup of old versions; a failure costs disk space, not the update just published."""
+    try:
+        compacted = store.maintain()
+        if compacted:
+            log.info("compacted %s", ", ".join(compacted))
+    except IndexError_ as exc:
+        log.warning("index compaction skipped: %s", exc)
+
+
+def embed_pending(store: IndexStore, settings: Settings, progress: Progress | None = None,
+                  wait: bool = True, on_wait: Callable[[str], None] = lock_notice) -> int:
+    """Compute vectors for chunks that have none yet (keyed by content, so unchanged code is never re-embedded).
+
+    The model runs outside the index lock; each batch of vectors is written holding it, after checking that the
+    index was not rebuilt meanwhile and leaving out keys another writer has stored since. With ``wait`` False, a
+    busy lock ends the run (what was written stays)."""
+    index_dir = store.path.parent
+    notices = _once(on_wait)
+    with index_write_lock(index_dir, wait, notices):
+        store = IndexStore.open(index_dir, pinned=False)
+        pending = _pending_embeddings(store)
     if not pending:
         return 0
     embedder = load_embedder(settings.embedding_model, settings.threads)
+    started_on = (store.meta.get("generation"), store.meta.get("embedder"))
+    seen_version = _vectors_version(store)
     done = 0
-    for number, batch in enumerate(_batches(sorted(pending.items()), EMBED_BATCH), 1):
-        store.add_vectors([key for key, _ in batch], embedder.embed([text for _, text in batch]))
-        done += len(batch)
-        if progress:
-            progress("embed", done, len(pending))
-        if number % PUBLISH_EVERY_BATCHES == 0:
-            store.publish_snapshot()  # vectors computed so far become visible to readers
-    store.publish_snapshot()
+    try:
+        for number, batch in enumerate(_batches(sorted(pending.items()), EMBED_BATCH), 1):
+            vectors = embedder.embed([text for _, text in batch])
+            with index_write_lock(index_dir, wait, notices):
+                store.refresh()
+                if (store.meta.get("generation"), store.meta.get("embedder")) != started_on:
+                    break  # rebuilt or re-keyed meanwhile: these vectors may belong to nothing
+                keep = _not_stored(store, [key for key, _ in batch], seen_version)
+                if keep:
+                    store.add_vectors([batch[i][0] for i in keep], vectors[keep])
+                seen_version = _vectors_version(store)
+                done += len(batch)
+                if number % PUBLISH_EVERY_BATCHES == 0:
+                    store.publish_snapshot()  # vectors computed so far become visible to readers
+            if progress:
+                progress("embed", done, len(pending))
+    except IndexBusy:
+        pass  # someone else is writing; the rest is left for the next run
+    if done:
+        _publish_vectors(store, wait, notices)
     return done
+
+
+def _publish_vectors(store: IndexStore, wait: bool, notices: Callable[[str], None]) -> None:
+    try:
+        with index_write_lock(store.path.parent, wait, notices):
+            store.refresh()
+            store.publish_snapshot()
+            _maintain(store)  # one version per batch: a full embedding run leaves hundreds
+    except IndexBusy:
+        pass  # the writer holding the lock publishes its own snapshot, with these vectors in it
+
+
+def _once(notice: Callable[[str], None]) -> Callable[[str], None]:
+    """``notice`` that speaks the first time only (an embedding run may wait for the lock at many batches)."""
+    said: list[str] = []
+
+    def say(message: str) -> None:
+        if not said:
+            said.append(message)
+            notice(message)
+    return say
+
+
+def _vectors_version(store: IndexStore) -> int | None:
+    return store.table("vectors").version if store.has_table("vectors") else None
+
+
+def _not_stored(store: IndexStore, keys: list[str], seen_version: int | None) -> list[int]:
+    """Positions of the keys that still need storing: all of them unless another writer added vectors since this
+    one last looked (two embedders working on the same pending set must not store a vector twice)."""
+    if _vectors_version(store) == seen_version:
+        return list(range(len(keys)))
+    have = store.vector_keys()
+    return [i for i, key in enumerate(keys) if key not in have]
 
 
 def count_pending_embeddings(store: IndexStore) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..index.indexer import embed_pending, update_index
+from ..index.lock import IndexBusy
 from ..index.store import IndexStore
 from .repomap import rank_definitions, render_map
 from .search import SearchHit, definitions_named, search
@@ -62,10 +63,16 @@ def _fit(candidates: list[SearchHit], budget_tokens: int) -> list[SearchHit]:
 
 
 def fresh_index(root: Path, settings: Settings) -> IndexStore:
-    """The index brought up to date (incremental, cheap when nothing changed), with vectors when few are missing."""
-    summary = update_index(root, settings)  # counts the vectors still missing when embeddings are on
-    if 0 < summary.vectors_pending <= EMBED_ON_ASK_LIMIT:
-        embed_pending(IndexStore.open(settings.index_path(root), pinned=False), settings)
+    """The index brought up to date (incremental, cheap when nothing changed), with vectors when few are missing.
+
+    While another writer holds the index lock (a watcher, `repochat index`, a hook), the refresh is skipped rather
+    than waited for: that writer is bringing the index up to date, and its last published snapshot is read."""
+    try:
+        summary = update_index(root, settings, wait=False)  # counts the vectors still missing
+        if 0 < summary.vectors_pending <= EMBED_ON_ASK_LIMIT:
+            embed_pending(IndexStore.open(settings.index_path(root), pinned=False), settings, wait=False)
+    except IndexBusy:
+        pass
     return IndexStore.open(settings.index_path(root))
 
 
