@@ -26,6 +26,7 @@ from .repository import Repository, load_repository, plan_whole
 
 TextSink = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
+MAX_QUESTION_CHARS = 32_000  # a long pasted issue with its stack trace fits; megabytes of text are a mistake
 
 
 @dataclass
@@ -46,6 +47,8 @@ def ask(root: Path, question: str, settings: Settings, effort: str = "auto", on_
     started = time.monotonic()
     if not question.strip():
         raise ConfigError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:  # checked before anything reads it: planning looks up names in it
+        raise ConfigError(f"the question is too long: {len(question):,} characters (at most {MAX_QUESTION_CHARS:,})")
     repo = load_repository(root, settings)
     own_engine = engine is None
     if engine is None:

@@ -140,3 +140,8 @@ def test_an_index_dir_that_cannot_be_created_is_one_line_error(tmp_path: Path) -
 def test_unknown_search_mode_is_rejected(demo: Path) -> None:
     result = run("search", "x", "-C", str(demo), "--mode", "magic")
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_a_question_of_megabytes_is_refused_before_any_work(demo: Path) -> None:
+    result = CliRunner().invoke(cli, ["ask", "-C", str(demo), "why " * 250_000])
+    assert_one_line_error(result, "the question is too long: 1,000,000 characters (at most 32,000)")

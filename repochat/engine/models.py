@@ -227,7 +227,9 @@ def check_adapter(path: Path) -> Path:
     path = Path(path).expanduser()
     if not path.is_file():
         raise ModelError(f"LoRA adapter not found: {path}")
-    read_gguf(path)
+    kind = read_gguf(path).get("general.type", "")
+    if kind and kind != "adapter":  # older adapter files carry no type; a model file says "model"
+        raise ModelError(f"{path} is not a LoRA adapter (its GGUF type is {kind!r}); pass a model with --model")
     return path
 
 
