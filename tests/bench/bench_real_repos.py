@@ -151,14 +151,14 @@ def bench_package(case: dict[str, Any], root: Path, cache: Path) -> Row:
     if not any(step == "index" for step, _ in row.crashes):
         try:
             row.languages = indexed_languages(Path(env["REPOCHAT_INDEX_DIR"]))
+            row.indexed = sum(row.languages.values())
         except (RepochatError, OSError, ValueError) as exc:
             row.problem = f"could not read the index: {exc}"
     return row
 
 
 def _read_index_summary(row: Row, run: Run) -> None:
-    summary = _json(run.stdout)
-    row.indexed = int(summary.get("files", 0))
+    summary = _json(run.stdout)  # its "files" are the files walked, some then skipped as binary or secret
     row.skipped = {k: v for k, v in dict(summary.get("skipped", {})).items() if v}
     row.index_seconds = run.seconds
 
