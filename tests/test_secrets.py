@@ -197,10 +197,15 @@ ORDINARY = {
                         "  max_tokens: 512\n  use_token: true\n"),
     "config/service.ini": "[db]\npassword = %(DB_PASSWORD)s\nsecret_key =\ntimeout = 30\n",
     "web/src/panel.js": 'export const css = "task-management-service-configuration-panel-wide";\n',
+    ".github/workflows/release.yml": ("on: push\npermissions:\n  id-token: write\n  contents: read\njobs:\n"
+                                      "  publish:\n    steps:\n      - uses: pypa/gh-action-pypi-publish@release/v1\n"
+                                      "        with:\n          password: ${{ secrets.PYPI_API_TOKEN }}\n"),
+    "docs/cli.yaml": "examples: |\n  gcloud groups search --page-token=ala9glealanal908 --labels=x\n",
 }
 ORDINARY_WORDS = {"web/login.py": "login_form_credentials", "tests/test_key_prefixes.py": "KNOWN_PREFIXES",
                   "docs/tokens.md": "personal access token", "config/app.yaml": "vault_token",
-                  "config/service.ini": "timeout", "web/src/panel.js": "task-management-service"}
+                  "config/service.ini": "timeout", "web/src/panel.js": "task-management-service",
+                  ".github/workflows/release.yml": "gh-action-pypi-publish", "docs/cli.yaml": "groups search"}
 
 
 def settings_of(root: Path) -> Settings:

@@ -76,13 +76,18 @@ _CONFIG_FORMAT = "password or token in a configuration file"
 # first letters make a set Python's re scans for); each line it finds is then checked by _CONFIG_LINE.
 _CONFIG_KEY_WORD = re.compile(r"(?:pass(?:word|wd|phrase)|secret|token|key)[\"']?[ \t]*[:=]")
 # A value that is a reference (${VAR}, %(var)s, <...>, {{ ... }}, !Ref, *alias), a word that stands for a missing
-# value, a placeholder, or a number, is not a secret.
-_PLACEHOLDER = (r"(?![$%<{\[(*&!@~]|(?i:null|none|nil|true|false|yes|no|on|off|password|secret|token|env|todo)"
-                r"(?![A-Za-z0-9_])|(?i:changeme|change_me|example|your|xxx|redacted|dummy|placeholder|replace)"
+# value or a permission (GitHub workflows say `id-token: write`), a placeholder, or a number, is not a secret.
+_PLACEHOLDER = (r"(?![$%<{\[(*&!@~]"
+                r"|(?i:null|none|nil|true|false|yes|no|on|off|read|write|password|secret|token|env|todo)"
+                r"(?![A-Za-z0-9_])"
+                r"|(?i:changeme|change_me|example|your|xxx|redacted|dummy|placeholder|replace)"
                 r"|[0-9]+[ \t]*$)")
+# key = value or key: value, the key ending in a word for a credential; a YAML list item may precede it, but not a
+# command-line flag (--token=... in a documentation block)
 _CONFIG_LINE = re.compile(
-    r"[ \t]*-?[ \t]*[\"']?[A-Za-z0-9_.-]*(?i:password|passwd|passphrase|secret|secret[_-]?key|token|api[_-]?key"
-    r"|access[_-]?key|private[_-]?key|client[_-]?secret)[\"']?[ \t]*[:=][ \t]*[\"']?" + _PLACEHOLDER + r"[^\s\"']{4,}")
+    r"[ \t]*(?:-[ \t]+)?[\"']?(?!-)[A-Za-z0-9_.-]*"
+    r"(?i:password|passwd|passphrase|secret|secret[_-]?key|token|api[_-]?key|access[_-]?key|private[_-]?key"
+    r"|client[_-]?secret)[\"']?[ \t]*[:=][ \t]*[\"']?" + _PLACEHOLDER + r"[^\s\"']{4,}")
 # A Kubernetes Secret exists to hold secrets: the whole file is one, whatever its data keys are called.
 _K8S_FORMAT = "Kubernetes secret"
 _K8S_SECRET = r"kind:(?<![^\n]kind:)[ \t]*[\"']?Secret[\"']?[ \t]*$"
