@@ -116,11 +116,13 @@ def test_skip_patterns_and_diff_size_limit_list_files_not_reviewed(make_repo: Ca
     assert len(left_out) == 2 and not set(left_out) & {v.path for v in selection.views}
 
 
-def test_without_an_index_the_review_says_so_and_does_not_raise(make_repo: Callable[..., Path]) -> None:
-    root = make_repo({"a.py": "x = 1\n"})
+def test_without_an_index_the_review_builds_one_first(make_repo: Callable[..., Path]) -> None:
+    root = make_repo({"a.py": "x = 1\n", "b.py": "from a import x\n"})
     write_files(root, {"a.py": "x = 2\n"})
     git(root, "add", "a.py")
     with pytest.raises(IndexMissing):
         open_index(root, SETTINGS)
-    report = review(root, SETTINGS)
-    assert not report.ran and report.notice.startswith("index unavailable: no index yet")
+    report = review(root, dataclasses.replace(SETTINGS, model=str(root / "no-such-model.gguf")))
+    assert report.notes == [report.notes[0]] and report.notes[0].startswith("no index yet: built one (2 files")
+    assert report.reviewed == ["a.py"] and report.notice.startswith("model unavailable")
+    assert set(open_index(root, SETTINGS).file_rows()) == {"a.py", "b.py"}
