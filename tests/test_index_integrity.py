@@ -19,9 +19,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from repochat.cli import cli
+from repochat.config import load_settings
 from repochat.errors import IndexError_
 from repochat.index import store as store_module
-from repochat.index.indexer import update_index
+from repochat.index.indexer import count_pending_embeddings, embed_pending, update_index
 from repochat.index.lock import WAIT_NOTICE, IndexBusy, index_write_lock
 from repochat.index.store import FOLDER, IndexDamaged, IndexStore
 from repochat.retrieve.context import fresh_index
@@ -154,6 +155,25 @@ def test_index_folder_that_cannot_be_created_is_one_line(make_repo) -> None:
     assert "Traceback" not in result.output
 
 
+def test_a_write_that_fails_on_a_readable_index_is_one_line_and_keeps_the_index(make_repo) -> None:
+    root = make_repo(SOURCES)
+    update_index(root, settings_for(root))
+    transactions = root / DB / "chunks.lance" / "_transactions"
+    shutil.rmtree(transactions)
+    transactions.write_text("a file where LanceDB writes its transaction files\n")  # every commit fails, even for root
+    write_files(root, {"pkg/geometry.py": SOURCES["pkg/geometry.py"] + "\n\ndef more():\n    pass\n"})
+    result = cli_run("index", str(root), "--no-embed")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("repochat:")]
+    assert len(lines) == 1 and lines[0].startswith(f"repochat: error: cannot write the index at {root / '.repochat'}")
+    assert json.loads(cli_run("search", "total area", "-C", str(root), "--json").output)["results"]  # still there
+    transactions.unlink()
+    transactions.mkdir()
+    summary = update_index(root, settings_for(root))
+    assert summary.notice == "" and summary.parsed == 1
+    assert_consistent(root)
+
+
 def test_meta_writes_by_two_threads_never_collide(make_repo) -> None:
     root = make_repo(SOURCES)
     update_index(root, settings_for(root))
@@ -273,6 +293,7 @@ def test_duplicate_rows_from_an_old_index_are_repaired(make_repo) -> None:
 def test_compaction_cleans_old_versions_and_spares_the_snapshots_readers_use(make_repo, monkeypatch) -> None:
     monkeypatch.setattr(store_module, "OPTIMIZE_AFTER_VERSIONS", 6)
     monkeypatch.setattr(store_module, "KEEP_VERSIONS_FOR", timedelta(seconds=0.2))
+    monkeypatch.setattr(store_module, "COMPACTION_MARGIN", timedelta(seconds=0.1))
     root = make_repo(SOURCES)
     settings = settings_for(root)
     update_index(root, settings)
@@ -296,6 +317,7 @@ def test_compaction_cleans_old_versions_and_spares_the_snapshots_readers_use(mak
 def test_a_reader_whose_snapshot_was_cleaned_up_is_told_to_run_again(make_repo, monkeypatch) -> None:
     monkeypatch.setattr(store_module, "OPTIMIZE_AFTER_VERSIONS", 1)
     monkeypatch.setattr(store_module, "KEEP_VERSIONS_FOR", timedelta(0))
+    monkeypatch.setattr(store_module, "COMPACTION_MARGIN", timedelta(0))
     root = make_repo(SOURCES)
     settings = settings_for(root)
     update_index(root, settings)
@@ -305,3 +327,21 @@ def test_a_reader_whose_snapshot_was_cleaned_up_is_told_to_run_again(make_repo, 
         update_index(root, settings)
     with pytest.raises(IndexError_, match="updated while it was being read; run the command again"):
         stale.table("chunks").to_arrow()
+
+
+def test_two_embedding_runs_at_once_store_each_vector_once(make_repo) -> None:
+    root = make_repo(many_files(60), use_git=False)
+    settings = load_settings(root, {"embeddings": True})
+    summary = update_index(root, settings)
+    assert summary.vectors_pending > 64  # several batches each
+    store = IndexStore.open(root / ".repochat")
+    done: list[int] = []
+    runs = [threading.Thread(target=lambda: done.append(embed_pending(store, settings, on_wait=None)))
+            for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    keys = IndexStore.open(root / ".repochat").column("vectors", "embed_key")
+    assert len(done) == 2 and len(keys) == len(set(keys)) == summary.vectors_pending
+    assert count_pending_embeddings(IndexStore.open(root / ".repochat")) == 0

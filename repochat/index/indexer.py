@@ -77,25 +77,33 @@ def open_for_update(root: Path, settings: Settings, rebuild: bool = False) -> tu
 
 def update_index(root: Path, settings: Settings, progress: Progress | None = None,
                  rebuild: bool = False, wait: bool = True,
-                 on_wait: Callable[[str], None] = lock_notice) -> IndexSummary:
+                 on_wait: Callable[[str], None] | None = lock_notice) -> IndexSummary:
     """Bring the index in line with the work tree. Safe to interrupt: the next run completes it.
 
     Holds the index lock throughout: another writer (a watcher, a second `repochat index`, a hook) is waited for
-    (``on_wait`` says so), or, with ``wait`` False, IndexBusy is raised at once. Damage found on the way (LanceDB opens lazily, so a broken
-    file may show only when written to) gets the index rebuilt, once."""
+    (``on_wait`` says so), or, with ``wait`` False, IndexBusy is raised at once. A failure on the way that the
+    damage probe confirms (LanceDB opens lazily: a broken file may show only when written to) gets the index
+    rebuilt, once."""
     index_dir = settings.index_path(root)
     with index_write_lock(index_dir, wait, on_wait):
         try:
             return _update(root, settings, progress, rebuild)
-        except IndexBusy:
-            raise
         except IndexDamaged as exc:
             if rebuild:
                 raise
+            if not _damaged(index_dir):  # a failed write (a full disk) on a readable index: keep the index
+                raise IndexError_(f"cannot write the index at {index_dir}: {exc.detail}") from exc
             log.warning("index damaged during the update: %s", exc)
             summary = _update(root, settings, progress, rebuild=True)
             summary.notice = f"rebuilt: the index was damaged ({exc.detail})"
             return summary
+
+
+def _damaged(index_dir: Path) -> bool:
+    try:
+        return bool(IndexStore.open(index_dir, pinned=False).damage())
+    except IndexError_:
+        return True
 
 
 def _update(root: Path, settings: Settings, progress: Progress | None, rebuild: bool) -> IndexSummary:
@@ -161,22 +169,22 @@ def _maintain(store: IndexStore) -> None:
 
 
 def embed_pending(store: IndexStore, settings: Settings, progress: Progress | None = None,
-                  wait: bool = True, on_wait: Callable[[str], None] = lock_notice) -> int:
+                  wait: bool = True, on_wait: Callable[[str], None] | None = lock_notice) -> int:
     """Compute vectors for chunks that have none yet (keyed by content, so unchanged code is never re-embedded).
 
     The model runs outside the index lock; each batch of vectors is written holding it, after checking that the
     index was not rebuilt meanwhile and leaving out keys another writer has stored since. With ``wait`` False, a
     busy lock ends the run (what was written stays)."""
     index_dir = store.path.parent
-    notices = _once(on_wait)
+    notices = _once(on_wait) if on_wait else None
     with index_write_lock(index_dir, wait, notices):
         store = IndexStore.open(index_dir, pinned=False)
         pending = _pending_embeddings(store)
+        seen_version = _vectors_version(store)  # the vectors `pending` was computed against
     if not pending:
         return 0
     embedder = load_embedder(settings.embedding_model, settings.threads)
     started_on = (store.meta.get("generation"), store.meta.get("embedder"))
-    seen_version = _vectors_version(store)
     done = 0
     try:
         for number, batch in enumerate(_batches(sorted(pending.items()), EMBED_BATCH), 1):
@@ -201,7 +209,7 @@ def embed_pending(store: IndexStore, settings: Settings, progress: Progress | No
     return done
 
 
-def _publish_vectors(store: IndexStore, wait: bool, notices: Callable[[str], None]) -> None:
+def _publish_vectors(store: IndexStore, wait: bool, notices: Callable[[str], None] | None) -> None:
     try:
         with index_write_lock(store.path.parent, wait, notices):
             store.refresh()

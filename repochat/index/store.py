@@ -66,10 +66,12 @@ CONTENT_TABLES = {"chunks": CHUNKS, "symbols": SYMBOLS, "files": FILES}  # rebui
 PROBE_COLUMNS = {"files": "size", "chunks": "tokens", "symbols": "line", "vectors": "embed_key"}
 FTS_PROBE_WORD = "repochat"
 OPTIMIZE_AFTER_VERSIONS = 40  # versions written to a table since its last compaction (a small update writes 2 each)
-# How long a version outlives its replacement. Readers use the index for seconds (a search, an ask's retrieval) and
-# the snapshots they pin are kept anyway (see ``maintain``); this margin also covers the compaction that LanceDB runs
-# before the cleanup in the same call, during which the clock moves on.
+# Old versions are kept this long after they were written: readers use the index for seconds (a search, an ask's
+# retrieval), and the snapshots they pin are kept anyway (see ``maintain``).
 KEEP_VERSIONS_FOR = timedelta(minutes=2)
+# LanceDB compacts before it cleans up, in the same call, and measures versions' ages when the cleanup starts: a
+# version computed to be kept must still be kept then (a 17 MB chunks table compacts in under a second).
+COMPACTION_MARGIN = timedelta(minutes=1)
 _LANCE_ERRORS = (OSError, RuntimeError)  # what LanceDB raises for IO and format failures
 _SOURCE_LOCATION = re.compile(r",?\s*/\S+\.rs:\d+:\d+")  # the Rust file:line lance appends to a message
 _WRAPPED = re.compile(r"(?:Wrapped error: |Generic N/A error: )+")
@@ -317,14 +319,15 @@ class IndexStore:
         return compacted
 
     def _retention(self, name: str, table: Any) -> timedelta:
-        """How far back versions of table ``name`` are kept: from the older of the versions in the current and the
-        previous snapshot, and KEEP_VERSIONS_FOR more."""
+        """How far back versions of table ``name`` are kept: KEEP_VERSIONS_FOR, or back to the older of the
+        versions in the current and the previous snapshot when that is further."""
         keep = {self.meta.get(key, {}).get(name) for key in ("snapshot", "previous_snapshot")} - {None}
         times = [v["timestamp"] for v in table.list_versions() if v["version"] in keep]
         if not times:
             return KEEP_VERSIONS_FOR
         oldest = min(times)
-        return datetime.now(oldest.tzinfo) - oldest + KEEP_VERSIONS_FOR  # LanceDB gives naive local times
+        age = datetime.now(oldest.tzinfo) - oldest  # LanceDB gives naive local times
+        return max(KEEP_VERSIONS_FOR, age + COMPACTION_MARGIN)
 
     def column(self, table: str, name: str, where: str | None = None) -> list[Any]:
         query = self.table(table).search().select([name]).limit(None)
