@@ -21,7 +21,7 @@ from .errors import ConfigError, EngineError
 from .prompt import Prompt, Prompter
 from .references import answer_references
 from .render import check_citations
-from .repo.walk import WalkResult
+from .repo.walk import INVALID_IGNORE_LINE, WalkResult
 from .repository import Repository, load_repository, plan_whole
 
 TextSink = Callable[[str], None]
@@ -108,7 +108,8 @@ def _coverage(repo: Repository, plan: Plan, prompt: Prompt, question_tokens: int
 
 
 def _skipped(walked: WalkResult) -> int:
-    return sum(len(paths) for paths in walked.skipped.values())
+    """Files the walk left out (an invalid ignore line is counted among the skips, but it is not a file)."""
+    return sum(len(paths) for reason, paths in walked.skipped.items() if reason != INVALID_IGNORE_LINE)
 
 
 def _plan_prompt(repo: Repository, question: str, settings: Settings, effort: str, model_path: Path,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from .cli_common import emit_json, handle_errors, json_option, model_options, out, repo_option, settings_for
 from .cli_review import hook, review
@@ -47,6 +48,11 @@ def index(path: Path | None, rebuild: bool, no_embed: bool, max_file_size: str |
         emit_json(asdict(summary))
 
 
+def shown(path: str) -> str:
+    """A path on one line: a newline or other control character in a file name is shown escaped."""
+    return path if path.isprintable() else path.encode("unicode_escape").decode("ascii")
+
+
 def _print_index_summary(summary: Any) -> None:
     if summary.notice:
         out.print(f"[yellow]{summary.notice}[/]")
@@ -82,7 +88,8 @@ def search(query: str, k: int, mode: str, path_glob: str | None, language: str |
         emit_json({"query": query, "mode": mode, "results": [asdict(h) for h in hits]})
         return
     for rank, hit in enumerate(hits, 1):
-        out.print(f"[bold]{rank:2d}. {hit.location()}[/]  {hit.kind} {hit.symbol}  [dim]{hit.score:.4f}[/]")
+        out.print(f"[bold]{rank:2d}. {escape(shown(hit.location()))}[/]  {hit.kind} {escape(hit.symbol)}  "
+                  f"[dim]{hit.score:.4f}[/]")
         for line in hit.text.splitlines()[:3]:
             out.print(f"      {line[:120]}", markup=False)
     if not hits:
@@ -109,7 +116,7 @@ def symbols(name: str, role: str | None, repo: Path | None, as_json: bool) -> No
         return
     for hit in hits:
         where = f" in {hit.scope}" if hit.scope and hit.role == "reference" else ""
-        out.print(f"{hit.role[:3]}  {hit.location()}  {hit.kind} {hit.name}{where}")
+        out.print(f"{hit.role[:3]}  {shown(hit.location())}  {hit.kind} {hit.name}{where}", markup=False)
     if not hits:
         out.print(f"no symbol named {name!r}")
 
