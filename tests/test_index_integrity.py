@@ -155,6 +155,39 @@ def test_index_folder_that_cannot_be_created_is_one_line(make_repo) -> None:
     assert "Traceback" not in result.output
 
 
+@pytest.fixture
+def read_only_view(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """view(source) -> a read-only bind mount of source (skips where mounting is not allowed)."""
+    mounted: list[Path] = []
+
+    def view(source: Path) -> Path:
+        target = tmp_path / f"read-only-{len(mounted)}"
+        target.mkdir()
+        for command in (["mount", "--bind", str(source), str(target)],
+                        ["mount", "-o", "remount,ro,bind", str(target)]):
+            if subprocess.run(command, capture_output=True).returncode != 0:
+                subprocess.run(["umount", str(target)], capture_output=True)
+                pytest.skip("cannot mount a read-only view here")
+        mounted.append(target)
+        return target
+
+    yield view
+    for target in mounted:
+        subprocess.run(["umount", str(target)], check=True)
+
+
+def test_a_read_only_repository_is_one_line_to_index_and_still_searchable(make_repo, read_only_view) -> None:
+    indexed = make_repo(SOURCES)
+    update_index(indexed, settings_for(indexed))
+    for root, searchable in ((read_only_view(make_repo(SOURCES)), False), (read_only_view(indexed), True)):
+        result = cli_run("index", str(root), "--no-embed")
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert result.output.strip() == \
+            f"repochat: error: cannot write the index at {root / '.repochat'}: Read-only file system"
+        found = cli_run("search", "total area", "-C", str(root), "--json")
+        assert found.exit_code == (0 if searchable else 1), found.output  # readers write nothing
+
+
 def test_a_write_that_fails_on_a_readable_index_is_one_line_and_keeps_the_index(make_repo) -> None:
     root = make_repo(SOURCES)
     update_index(root, settings_for(root))
