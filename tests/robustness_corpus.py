@@ -46,14 +46,17 @@ def make_outside(folder: Path) -> Path:
     return folder
 
 
-def make_corpus(root: Path, outside: Path, use_git: bool) -> Path:
+def make_corpus(root: Path, outside: Path, use_git: bool, tiny_files: bool = True) -> Path:
+    """tiny_files=False leaves out the 20,000 tiny files and the 40 levels of folders: a corpus small enough to go
+    into a model's context whole."""
     root.mkdir(parents=True)
     _contents(root / "content")
     _big(root / "big")
     _names(root / "names")
     _links(root / "links", outside, root)
-    _deep(root / "deep")
-    _many(root / "many")
+    if tiny_files:
+        _deep(root / "deep")
+        _many(root / "many")
     _broken(root / "broken")
     _ignores(root)
     _nested_git(root / "nested_repo")

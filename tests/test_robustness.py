@@ -132,3 +132,51 @@ def test_changed_files_with_odd_names_are_replaced_not_duplicated(corpus: dict[s
     assert sum("renamed_function_" in text for text in texts) == len(changed)
     symbols = json.loads(repochat(cli_env, "symbols", "name_function_3", "--json", "-C", str(root)).stdout)
     assert symbols["definitions"] == []
+
+
+@pytest.mark.model
+def test_ask_over_the_corpus_in_retrieval_and_whole_repository_mode(corpus: dict[str, Path], indexed: dict[str, Any],
+                                                                    cli_env: dict[str, str],
+                                                                    tmp_path: Path) -> None:
+    question = "What does name_function_3 return?"
+    env = {**cli_env, "REPOCHAT_MAX_ANSWER_TOKENS": "32"}
+    retrieved = json.loads(repochat(env, "ask", "--effort", "low", "--json", "-C", str(corpus["git"]), question,
+                                    timeout=900).stdout)
+    assert retrieved["answer"].strip() and retrieved["coverage"]["mode"] == "retrieval"
+    small = tmp_path / "small"  # the corpus without its 20,000 tiny files, deep folders and 200 KB function
+    make_corpus(small, make_outside(tmp_path / "outside"), use_git=True, tiny_files=False)
+    with open(small / ".repochatignore", "a") as ignore:
+        ignore.write("broken/huge_function.py\n")
+    whole = json.loads(repochat(env, "ask", "--effort", "high", "--json", "-C", str(small), question,
+                                timeout=900).stdout)
+    assert whole["answer"].strip() and whole["coverage"]["mode"] == "whole"
+    assert "names/new\nline.py" in {c["path"] for c in whole["citations"] + whole["references"]} or \
+        "name_function_3" in whole["answer"]
+
+
+def test_serve_over_the_corpus_answers_every_tool_without_leaking(corpus: dict[str, Path], indexed: dict[str, Any],
+                                                                   cli_env: dict[str, str]) -> None:
+    from anyio.from_thread import start_blocking_portal
+    from mcp import ClientSession, StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(command=sys.executable, args=["-m", "repochat", "serve", "-C", str(corpus["git"])],
+                                   env=cli_env)
+    replies: list[str] = []
+    with open(os.devnull, "w") as errlog, start_blocking_portal() as portal:
+        with portal.wrap_async_context_manager(stdio_client(params, errlog=errlog)) as (read, write):
+            with portal.wrap_async_context_manager(ClientSession(read, write)) as session:
+                portal.call(session.initialize)
+                for tool, arguments in [("search_code", {"query": "name_function_3"}),
+                                        ("search_code", {"query": OUTSIDE_MARKER}),
+                                        ("find_symbol", {"name": "leaked"}), ("repo_map", {"tokens": 500}),
+                                        ("index_status", {}), ("find_references", {"name": "name_function_3"})]:
+                    result = portal.call(lambda: session.call_tool(tool, arguments))
+                    assert not result.is_error, (tool, result.content)
+                    replies.append(result.content[0].text)
+                for uri in ["repo://files/links/outside_file.py", "repo://files/links/outside_dir/inner.py"]:
+                    try:
+                        replies.append(str(portal.call(lambda: session.read_resource(uri))))
+                    except Exception as refused:  # refused is right; content from outside is not
+                        replies.append(str(refused))
+    assert "names/new\\nline.py" in replies[0]
+    assert not [reply for reply in replies if OUTSIDE_MARKER in reply.replace('"query": "' + OUTSIDE_MARKER, "")]
