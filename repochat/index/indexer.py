@@ -17,6 +17,7 @@ from ..errors import IndexError_
 from ..records import Chunk, SourceFile, Symbol
 from ..repo.filters import indexable_text
 from ..repo.walk import walk_repository
+from ..repo.safe_read import read_regular
 from .embedder import embedder_id, load_embedder
 from .identifiers import (
     code_words,
@@ -112,7 +113,8 @@ def _update(root: Path, settings: Settings, progress: Progress | None, rebuild: 
     store, notice = open_for_update(root, settings, rebuild)
     walk = walk_repository(root, settings)
     stored, suspect = _stored_rows(store)
-    summary = IndexSummary(root=str(root), index_path=str(store.path), notice=notice, files=len(walk.files))
+    summary = IndexSummary(root=str(root), index_path=str(store.path), files=len(walk.files),
+                           notice="; ".join(filter(None, [notice, *walk.notices])))
     changed = [f for f in walk.files if not _unchanged(stored.get(f.path), f)]
     summary.unchanged = len(walk.files) - len(changed)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="repochat-index-writer") as writer:
@@ -285,7 +287,7 @@ def _unchanged(row: dict[str, Any] | None, source: SourceFile) -> bool:
 
 def _index_file(root: Path, source: SourceFile, row: dict[str, Any] | None) -> _FileResult:
     try:
-        data = (root / source.path).read_bytes()
+        data = read_regular(root / source.path)  # swapped for a FIFO since the walk: never block on it
     except OSError:
         return _FileResult(source, "", "unreadable")
     sha = content_hash(data)
