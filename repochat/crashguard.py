@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .engine.probe import signal_name
+
 GUARDED_COMMANDS = {"ask", "review"}
 CHILD_ENV = "REPOCHAT_GUARDED_CHILD"
 CRASH_LOG_ENV = "REPOCHAT_CRASH_LOG"
@@ -74,7 +76,7 @@ def _forward_signals(child: subprocess.Popen[bytes]) -> Callable[[], None]:
 
 
 def _report_crash(argv: Sequence[str], number: int, log: Path) -> int:
-    name = _signal_name(number)
+    name = signal_name(number)
     if number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL):
         print(f"repochat: stopped by {name}", file=sys.stderr)
         _remove(log)
@@ -87,13 +89,6 @@ def _report_crash(argv: Sequence[str], number: int, log: Path) -> int:
           f"try cpu_extra_buffers = \"off\" (REPOCHAT_CPU_EXTRA_BUFFERS=off), fewer --gpu-layers or another "
           f"model{details}", file=sys.stderr)
     return 0 if lets_through else EXIT_CRASHED
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
 
 
 def _remove(path: Path) -> None:

@@ -81,7 +81,7 @@ def run_probe(model_path: Path, extra_buffers: bool, gpu_layers: int) -> str:
     if done.returncode == 0:
         return OK
     if done.returncode < 0:
-        return f"crashed with {_signal_name(-done.returncode)}"
+        return f"crashed with {signal_name(-done.returncode)}"
     last = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
     return f"{FAILED}: {last[0][:300]}"
 
@@ -95,7 +95,7 @@ def _probe(model_path: Path, extra_buffers: bool, gpu_layers: int, progress: Pro
     return outcome
 
 
-def _signal_name(number: int) -> str:
+def signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
     except ValueError:
