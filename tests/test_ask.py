@@ -256,6 +256,11 @@ def test_a_read_only_page_cache_still_answers_from_its_pages(cold: Cold, engine:
         immutable(cache, False)
 
 
+def saved_pages(cache: Path) -> list[Path]:
+    """Page files written completely (a page is written to a .tmp- file first, then renamed)."""
+    return [path for path in cache.rglob("*.kvp") if not path.name.startswith(".tmp-")]
+
+
 def test_kill_9_during_prefill_keeps_every_finished_page(cold: Cold, tmp_path: Path) -> None:
     """A real `repochat ask` process killed mid-prefill: the next one restores what it saved and answers."""
     repo = tmp_path / "repo"
@@ -267,12 +272,12 @@ def test_kill_9_during_prefill_keeps_every_finished_page(cold: Cold, tmp_path: P
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     deadline = time.monotonic() + 600
-    while len(list((tmp_path / "cache").rglob("*.kvp"))) < 2 and process.poll() is None:
+    while len(saved_pages(tmp_path / "cache")) < 2 and process.poll() is None:
         assert time.monotonic() < deadline, "no page was saved within 10 minutes"
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)  # the guard and the child doing the work, at once
     process.wait()
-    saved = len(list((tmp_path / "cache").rglob("*.kvp")))
+    saved = len(saved_pages(tmp_path / "cache"))
     assert 2 <= saved < cold.result.coverage["pages"], "the ask finished before it could be killed"
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
