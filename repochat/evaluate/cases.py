@@ -32,6 +32,8 @@ class Case:
     strip_lines: tuple[int, int] | None = None  # needle: the doc comment, blanked before indexing
     gold_files: tuple[str, ...] = ()  # file-localization: files the change touched
     language: str = ""
+    symbol: str = ""  # needle: the function's qualified name (Class.method), when the case gives it
+    short_name: str = ""  # needle: its own name (method), when the case gives it
     origin: str = ""  # the cases file's name without extension, to report each file on its own
 
 
@@ -82,6 +84,7 @@ def _case(data: dict[str, Any], cases_file: Path, where: str) -> Case:
     if start < 1 or end < start:
         raise EvalError(f"{where}: bad line range {start}-{end}")
     return Case(**common, path=str(data["path"]), start_line=start, end_line=end,
+                symbol=str(data.get("symbol", "")), short_name=str(data.get("short_name", "")),
                 strip_lines=(int(strip[0]), int(strip[1])) if strip else None)
 
 
