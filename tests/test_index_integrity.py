@@ -21,10 +21,11 @@ from click.testing import CliRunner, Result
 from repochat.cli import cli
 from repochat.config import load_settings
 from repochat.errors import IndexError_
-from repochat.index import store as store_module
+from repochat.index import upkeep
 from repochat.index.indexer import count_pending_embeddings, embed_pending, update_index
+from repochat.index.lance_errors import IndexDamaged
 from repochat.index.lock import WAIT_NOTICE, IndexBusy, index_write_lock
-from repochat.index.store import FOLDER, IndexDamaged, IndexStore
+from repochat.index.store import FOLDER, IndexStore
 from repochat.retrieve.context import fresh_index
 from repochat.retrieve.search import search
 from repochat.retrieve.symbols import find_symbols
@@ -324,9 +325,9 @@ def test_duplicate_rows_from_an_old_index_are_repaired(make_repo) -> None:
 
 # --- compaction ----------------------------------------------------------------------------------------------------
 def test_compaction_cleans_old_versions_and_spares_the_snapshots_readers_use(make_repo, monkeypatch) -> None:
-    monkeypatch.setattr(store_module, "OPTIMIZE_AFTER_VERSIONS", 6)
-    monkeypatch.setattr(store_module, "KEEP_VERSIONS_FOR", timedelta(seconds=0.2))
-    monkeypatch.setattr(store_module, "COMPACTION_MARGIN", timedelta(seconds=0.1))
+    monkeypatch.setattr(upkeep, "OPTIMIZE_AFTER_VERSIONS", 6)
+    monkeypatch.setattr(upkeep, "KEEP_VERSIONS_FOR", timedelta(seconds=0.2))
+    monkeypatch.setattr(upkeep, "COMPACTION_MARGIN", timedelta(seconds=0.1))
     root = make_repo(SOURCES)
     settings = settings_for(root)
     update_index(root, settings)
@@ -348,9 +349,9 @@ def test_compaction_cleans_old_versions_and_spares_the_snapshots_readers_use(mak
 
 
 def test_a_reader_whose_snapshot_was_cleaned_up_is_told_to_run_again(make_repo, monkeypatch) -> None:
-    monkeypatch.setattr(store_module, "OPTIMIZE_AFTER_VERSIONS", 1)
-    monkeypatch.setattr(store_module, "KEEP_VERSIONS_FOR", timedelta(0))
-    monkeypatch.setattr(store_module, "COMPACTION_MARGIN", timedelta(0))
+    monkeypatch.setattr(upkeep, "OPTIMIZE_AFTER_VERSIONS", 1)
+    monkeypatch.setattr(upkeep, "KEEP_VERSIONS_FOR", timedelta(0))
+    monkeypatch.setattr(upkeep, "COMPACTION_MARGIN", timedelta(0))
     root = make_repo(SOURCES)
     settings = settings_for(root)
     update_index(root, settings)

@@ -26,9 +26,11 @@ from .identifiers import (
     without_doc,
     words_of_code,
 )
+from .lance_errors import IndexDamaged
 from .lock import IndexBusy, index_write_lock, lock_notice
 from .parse import parse_file
-from .store import IndexDamaged, IndexStore, chunk_row
+from .store import IndexStore, chunk_row
+from .upkeep import damage, maintain
 
 log = logging.getLogger("repochat.index")
 
@@ -102,7 +104,7 @@ def update_index(root: Path, settings: Settings, progress: Progress | None = Non
 
 def _damaged(index_dir: Path) -> bool:
     try:
-        return bool(IndexStore.open(index_dir, pinned=False).damage())
+        return bool(damage(IndexStore.open(index_dir, pinned=False)))
     except IndexError_:
         return True
 
@@ -163,7 +165,7 @@ def _stored_rows(store: IndexStore) -> tuple[dict[str, dict[str, Any]], set[str]
 def _maintain(store: IndexStore) -> None:
     """Compaction and cleanup of old versions; a failure costs disk space, not the update just published."""
     try:
-        compacted = store.maintain()
+        compacted = maintain(store)
         if compacted:
             log.info("compacted %s", ", ".join(compacted))
     except IndexError_ as exc:

@@ -4,22 +4,18 @@ Crash safety comes from write order: a file's chunks and symbols are replaced fi
 content hash) last, so an interrupted run leaves files whose hash was not recorded, which the next run redoes.
 Writers take the index lock (lock.py) first; readers need none, since they read a published snapshot of versions.
 Every LanceDB call goes through a guard that turns its errors (a truncated data file, a deleted index, an unwritable
-folder) into one-line IndexError_s; ``damage`` probes every table so that `repochat index` can repair it.
+folder) into one-line IndexError_s (lance_errors.py); probing for damage, repair and compaction are upkeep.py's.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
-import time
 import uuid
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -30,6 +26,7 @@ from lancedb.index import FTS
 
 from ..errors import IndexError_, IndexMissing
 from ..records import Chunk, Symbol
+from .lance_errors import LANCE_ERRORS, Guarded, IndexDamaged, detail, writing
 
 SCHEMA_VERSION = 4  # 4: the secret rules of issue 10 (an index built before may hold what they now leave out)
 FOLDER = f"index-v{SCHEMA_VERSION}"
@@ -61,20 +58,6 @@ def sql_quote(value: str) -> str:
 
 SNAPSHOT_TABLES = ("chunks", "symbols", "files")
 CONTENT_TABLES = {"chunks": CHUNKS, "symbols": SYMBOLS, "files": FILES}  # rebuilt together: files rows count chunks
-# A cheap column per table: reading it whole touches every data file (its footer and that column), so a truncated or
-# missing file shows without reading the text.
-PROBE_COLUMNS = {"files": "size", "chunks": "tokens", "symbols": "line", "vectors": "embed_key"}
-FTS_PROBE_WORD = "repochat"
-OPTIMIZE_AFTER_VERSIONS = 40  # versions written to a table since its last compaction (a small update writes 2 each)
-# Old versions are kept this long after they were written: readers use the index for seconds (a search, an ask's
-# retrieval), and the snapshots they pin are kept anyway (see ``maintain``).
-KEEP_VERSIONS_FOR = timedelta(minutes=2)
-# LanceDB compacts before it cleans up, in the same call, and measures versions' ages when the cleanup starts: a
-# version computed to be kept must still be kept then (a 17 MB chunks table compacts in under a second).
-COMPACTION_MARGIN = timedelta(minutes=1)
-_LANCE_ERRORS = (OSError, RuntimeError)  # what LanceDB raises for IO and format failures
-_SOURCE_LOCATION = re.compile(r",?\s*/\S+\.rs:\d+:\d+")  # the Rust file:line lance appends to a message
-_WRAPPED = re.compile(r"(?:Wrapped error: |Generic N/A error: )+")
 _VECTOR_CACHE: dict[str, Any] = {}  # the last vector matrix loaded
 _DIRECTORY_CACHE: dict[str, Any] = {}  # the last chunk directory loaded
 
@@ -130,7 +113,7 @@ class IndexStore:
             meta = _read_meta(meta_file)
             db = lancedb.connect(str(path / "db"))
         except (ValueError, OSError, RuntimeError) as exc:
-            raise IndexDamaged(path, _detail(exc)) from exc
+            raise IndexDamaged(path, detail(exc)) from exc
         store = cls(path, db, meta, pinned)
         for name in SNAPSHOT_TABLES:
             store.table(name)
@@ -146,7 +129,7 @@ class IndexStore:
         try:
             self.meta = _read_meta(self.path / "meta.json")
         except (ValueError, OSError) as exc:
-            raise IndexDamaged(self.path, _detail(exc)) from exc
+            raise IndexDamaged(self.path, detail(exc)) from exc
         self._tables.clear()
 
     @classmethod
@@ -161,7 +144,8 @@ class IndexStore:
             return cls._create(index_dir, embedder_id), f"rebuilt: the index was damaged ({exc.detail})"
         except IndexError_ as exc:
             return cls._create(index_dir, embedder_id), f"rebuilt: {exc}"
-        notice = store.repair(store.damage())
+        from .upkeep import damage, repair  # upkeep works on an open store, and so imports this module
+        notice = repair(store, damage(store))
         if store.meta.get("embedder") != embedder_id:
             store.drop_vectors(embedder_id)
             return store, notice or f"embedding model changed to {embedder_id}: vectors will be recomputed"
@@ -180,19 +164,19 @@ class IndexStore:
             path.mkdir(parents=True, exist_ok=True)
             (index_dir / ".gitignore").write_text("# the repochat index: never committed\n*\n", encoding="utf-8")
         except OSError as exc:
-            raise IndexError_(f"cannot write the index at {index_dir}: {_detail(exc)}") from exc
+            raise IndexError_(f"cannot write the index at {index_dir}: {detail(exc)}") from exc
         meta = {"schema": SCHEMA_VERSION, "embedder": embedder_id, "generation": uuid.uuid4().hex}
-        store = cls(path, _writing(path, lambda: lancedb.connect(str(path / "db"))), meta)
+        store = cls(path, writing(path, lambda: lancedb.connect(str(path / "db"))), meta)
         store._create_tables(CONTENT_TABLES)
-        store._write_meta()
+        store.write_meta()
         return store
 
     def _create_tables(self, schemas: dict[str, pa.Schema]) -> None:
         for name, schema in schemas.items():
             self._tables.pop(name, None)
-            _writing(self.path, lambda: self._db.create_table(name, schema=schema, mode="overwrite"))
+            writing(self.path, lambda: self._db.create_table(name, schema=schema, mode="overwrite"))
 
-    def _write_meta(self) -> None:
+    def write_meta(self) -> None:
         """Replace meta.json atomically, through a temporary file of this writer's own (two writers must never
         share one: the second rename would find it gone)."""
         try:
@@ -201,7 +185,7 @@ class IndexStore:
                 file.write(json.dumps(self.meta))
             os.replace(tmp, self.path / "meta.json")
         except OSError as exc:
-            raise IndexError_(f"cannot write the index at {self.path}: {_detail(exc)}") from exc
+            raise IndexError_(f"cannot write the index at {self.path}: {detail(exc)}") from exc
 
     def table(self, name: str) -> Any:
         if name not in self._tables:
@@ -212,28 +196,38 @@ class IndexStore:
                     table.checkout(version)
                 return table
             try:
-                self._tables[name] = _Guarded(self._guard(opened), self)
+                self._tables[name] = Guarded(self._guard(opened), self._guard)
             except ValueError as exc:  # LanceDB's "table not found": its folder is gone
                 raise self.damaged(exc) from exc
         return self._tables[name]
 
     def publish_snapshot(self) -> None:
         """Record the table versions of a complete update: what readers opened from now on will see. The
-        snapshot before it is kept too: readers opened just before this may still be on it (see ``maintain``)."""
-        names = SNAPSHOT_TABLES + (("vectors",) if "vectors" in self._table_names() else ())
+        snapshot before it is kept too: readers opened just before this may still be on it (see upkeep.maintain)."""
+        names = SNAPSHOT_TABLES + (("vectors",) if "vectors" in self.table_names() else ())
         snapshot = {name: self.table(name).version for name in names}
         if self.meta.get("snapshot") != snapshot:
             self.meta["previous_snapshot"] = self.meta.get("snapshot", {})
         self.meta["snapshot"] = snapshot
-        self._write_meta()
+        self.write_meta()
 
-    # --- damage --------------------------------------------------------------------------------------------
+    def reset_content(self) -> None:
+        """Drop the content tables and create them empty, and forget the snapshot: the next update parses every
+        file again (vectors are kept, keyed by content)."""
+        present = self.table_names()
+        for name in CONTENT_TABLES:
+            if name in present:
+                self._guard(lambda: self._db.drop_table(name))
+        self._create_tables(CONTENT_TABLES)
+        self.meta.pop("snapshot", None)
+
+    # --- errors --------------------------------------------------------------------------------------------
     def damaged(self, exc: BaseException) -> IndexError_:
         """The one-line error for a failed LanceDB call. A reader whose snapshot was replaced (and its old
         versions cleaned up) meanwhile is told to try again rather than to repair a healthy index."""
         if self._pinned and self._snapshot_moved():
             return IndexError_("the index was updated while it was being read; run the command again")
-        return IndexDamaged(self.path, _detail(exc))
+        return IndexDamaged(self.path, detail(exc))
 
     def _snapshot_moved(self) -> bool:
         try:
@@ -244,91 +238,10 @@ class IndexStore:
     def _guard(self, call: Callable[[], Any]) -> Any:
         try:
             return call()
-        except _LANCE_ERRORS as exc:
+        except LANCE_ERRORS as exc:
             raise self.damaged(exc) from exc
 
-    def damage(self) -> dict[str, str]:
-        """What cannot be read, by table (and "fts" for the full-text index): each table's probe column is read
-        whole and each full-text index answers a one-word query. Empty when all is well."""
-        found: dict[str, str] = {}
-        for name in [*CONTENT_TABLES, *(["vectors"] if "vectors" in self._table_names() else [])]:
-            try:
-                self.column(name, PROBE_COLUMNS[name])
-            except IndexDamaged as exc:
-                found[name] = exc.detail
-        if "chunks" not in found:
-            try:
-                self._probe_fts()
-            except IndexDamaged as exc:
-                found["fts"] = exc.detail
-        return found
-
-    def _probe_fts(self) -> None:
-        table = self.table("chunks")
-        indexed = {column for config in table.list_indices() for column in config.columns}
-        for column in FTS_COLUMNS:
-            if column in indexed:
-                table.search(FTS_PROBE_WORD, query_type="fts", fts_columns=column).select(["path"]).limit(1) \
-                    .to_arrow()
-
-    def repair(self, damage: dict[str, str]) -> str:
-        """Rebuild what ``damage`` found, the least that fixes it: the three content tables together (the next
-        update parses every file again; vectors are kept, keyed by content), the vectors alone (recomputed), or
-        just the full-text index. Returns the one notice for the user, or "" when nothing was damaged."""
-        if not damage:
-            return ""
-        if damage.keys() & CONTENT_TABLES.keys():
-            present = self._table_names()
-            for name in CONTENT_TABLES:
-                if name in present:
-                    self._guard(lambda: self._db.drop_table(name))
-            self._create_tables(CONTENT_TABLES)
-            self.meta.pop("snapshot", None)
-        if "vectors" in damage:
-            self.drop_vectors(self.meta.get("embedder", ""))
-        if damage.keys() == {"fts"}:
-            self.ensure_fts(force=True)
-        self.publish_snapshot()
-        what = "; ".join(f"{name}: {why}" for name, why in sorted(damage.items()))
-        return f"rebuilt: the index was damaged ({what})"
-
-    # --- upkeep --------------------------------------------------------------------------------------------
-    def maintain(self) -> list[str]:
-        """Compact each table written to OPTIMIZE_AFTER_VERSIONS times since its last compaction (small fragments
-        merged, deletions applied, new rows added to the full-text index) and delete its old versions, keeping
-        those of the current and the previous snapshot (a reader opened just before this update is on the previous
-        one) and those written since. Call it holding the index lock, after ``publish_snapshot``. Returns the tables compacted.
-
-        A table is compacted at most once per KEEP_VERSIONS_FOR: compaction rewrites the table (LanceDB merges its
-        large fragment with the small ones after it), and until the copy it replaced has aged out, compacting
-        again would only add another copy."""
-        done = self.meta.setdefault("optimized", {})
-        compacted = []
-        for name in self._table_names():
-            table = self.table(name)
-            last = done.get(name, {})
-            if table.version - last.get("version", 0) < OPTIMIZE_AFTER_VERSIONS \
-                    or time.time() - last.get("at", 0.0) < KEEP_VERSIONS_FOR.total_seconds():
-                continue
-            table.optimize(cleanup_older_than=self._retention(name, table))
-            compacted.append(name)
-        if compacted:
-            self.publish_snapshot()  # readers from now on get the compacted versions
-            done.update({name: {"version": self.table(name).version, "at": time.time()} for name in compacted})
-            self._write_meta()
-        return compacted
-
-    def _retention(self, name: str, table: Any) -> timedelta:
-        """How far back versions of table ``name`` are kept: KEEP_VERSIONS_FOR, or back to the older of the
-        versions in the current and the previous snapshot when that is further."""
-        keep = {self.meta.get(key, {}).get(name) for key in ("snapshot", "previous_snapshot")} - {None}
-        times = [v["timestamp"] for v in table.list_versions() if v["version"] in keep]
-        if not times:
-            return KEEP_VERSIONS_FOR
-        oldest = min(times)
-        age = datetime.now(oldest.tzinfo) - oldest  # LanceDB gives naive local times
-        return max(KEEP_VERSIONS_FOR, age + COMPACTION_MARGIN)
-
+    # --- reading -------------------------------------------------------------------------------------------
     def column(self, table: str, name: str, where: str | None = None) -> list[Any]:
         query = self.table(table).search().select([name]).limit(None)
         if where:
@@ -348,7 +261,7 @@ class IndexStore:
     def save_skipped(self, skipped: dict[str, list[str]]) -> None:
         """Files the walker left out by path (ignored, too large, secret, ...), for `repochat status`."""
         self.meta["skipped"] = {reason: sorted(paths) for reason, paths in skipped.items()}
-        self._write_meta()
+        self.write_meta()
 
     def skip_counts(self) -> dict[str, int]:
         """Every file left out, by reason: by path (walker) and by content (binary, secret, ...)."""
@@ -396,7 +309,7 @@ class IndexStore:
 
     # --- vectors -------------------------------------------------------------------------------------------
     def vector_keys(self) -> set[str]:
-        if "vectors" not in self._table_names():
+        if "vectors" not in self.table_names():
             return set()
         return set(self.column("vectors", "embed_key"))
 
@@ -404,18 +317,18 @@ class IndexStore:
         data = pa.table({"embed_key": pa.array(keys, pa.string()),
                          "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)),
                                                                      vectors.shape[1])})
-        if "vectors" not in self._table_names():
-            self._tables["vectors"] = _Guarded(_writing(self.path, lambda: self._db.create_table("vectors", data=data)),
-                                               self)
+        if "vectors" not in self.table_names():
+            self._tables["vectors"] = Guarded(writing(self.path, lambda: self._db.create_table("vectors", data=data)),
+                                              self._guard)
         else:
             self.table("vectors").add(data)
 
     def drop_vectors(self, embedder_id: str) -> None:
-        if "vectors" in self._table_names():
+        if "vectors" in self.table_names():
             self._guard(lambda: self._db.drop_table("vectors"))
             self._tables.pop("vectors", None)
         self.meta["embedder"] = embedder_id
-        self._write_meta()
+        self.write_meta()
 
     def vector_matrix(self) -> tuple[list[str], Any]:
         """All vectors as (keys, float32 matrix), cached per table version: a brute-force dot product over tens of
@@ -441,41 +354,10 @@ class IndexStore:
         return self.has_table("vectors") and self.table("vectors").count_rows() > 0
 
     def has_table(self, name: str) -> bool:
-        return name in self._table_names()
+        return name in self.table_names()
 
-    def _table_names(self) -> list[str]:
+    def table_names(self) -> list[str]:
         return list(self._guard(lambda: self._db.list_tables().tables))
-
-
-class IndexDamaged(IndexError_):
-    """A table of the index cannot be read (a data file truncated or gone, an index folder deleted, meta.json
-    unreadable); `repochat index` repairs it."""
-
-    def __init__(self, path: Path, detail: str) -> None:
-        super().__init__(f"the index at {path} is corrupt or damaged ({detail}); run `repochat index` to repair it")
-        self.detail = detail
-
-
-class _Guarded:
-    """A LanceDB table or query builder whose failures come out as one-line IndexError_s. Damage shows at the
-    first call that touches a broken file, not at open (LanceDB opens lazily), so every call is guarded; what a
-    call returns is guarded too when it is another LanceDB object (a query builder), and passed as is otherwise."""
-
-    __slots__ = ("_target", "_store")
-
-    def __init__(self, target: Any, store: IndexStore) -> None:
-        self._target = target
-        self._store = store
-
-    def __getattr__(self, name: str) -> Any:
-        value = self._store._guard(lambda: getattr(self._target, name))
-        if not callable(value):
-            return value
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            result = self._store._guard(lambda: value(*args, **kwargs))
-            return _Guarded(result, self._store) if type(result).__module__.startswith("lancedb") else result
-        return call
 
 
 def _read_meta(meta_file: Path) -> dict[str, Any]:
@@ -483,23 +365,6 @@ def _read_meta(meta_file: Path) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise ValueError(f"meta.json holds a {type(meta).__name__}, not an object")
     return meta
-
-
-def _detail(exc: BaseException) -> str:
-    """An error's message on one line, without lance's "lance error:" prefix and Rust source location."""
-    text = str(exc)
-    if isinstance(exc, OSError) and exc.strerror:
-        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    text = " ".join(text.split()).removeprefix("lance error: ")
-    return _WRAPPED.sub("", _SOURCE_LOCATION.sub("", text))[:300] or type(exc).__name__
-
-
-def _writing(path: Path, call: Callable[[], Any]) -> Any:
-    """``call()``, a write that creates the index; a failure says where and why (a read-only folder, a full disk)."""
-    try:
-        return call()
-    except _LANCE_ERRORS as exc:
-        raise IndexError_(f"cannot write the index at {path}: {_detail(exc)}") from exc
 
 
 def chunk_row(chunk: Chunk, search_text: str, names: str, code: str, embed_key: str) -> dict[str, Any]:

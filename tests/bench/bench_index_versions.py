@@ -21,14 +21,15 @@ from pathlib import Path
 
 from repochat.config import load_settings
 from repochat.index import store as store_module
+from repochat.index import upkeep
 from repochat.index.indexer import update_index
 
 UPDATES = 200
 REPORT_EVERY = 50
 PAUSE_S = 0.5
 POLICIES = {  # name: (OPTIMIZE_AFTER_VERSIONS, KEEP_VERSIONS_FOR, COMPACTION_MARGIN)
-    "no maintenance": (10**9, store_module.KEEP_VERSIONS_FOR, store_module.COMPACTION_MARGIN),
-    "maintained, 1/30 time": (store_module.OPTIMIZE_AFTER_VERSIONS, timedelta(seconds=4), timedelta(seconds=2)),
+    "no maintenance": (10**9, upkeep.KEEP_VERSIONS_FOR, upkeep.COMPACTION_MARGIN),
+    "maintained, 1/30 time": (upkeep.OPTIMIZE_AFTER_VERSIONS, timedelta(seconds=4), timedelta(seconds=2)),
 }
 
 
@@ -47,7 +48,7 @@ def versions(index: Path) -> int:
 
 
 def run(name: str, source: list[Path], policy: tuple[int, timedelta, timedelta]) -> None:
-    (store_module.OPTIMIZE_AFTER_VERSIONS, store_module.KEEP_VERSIONS_FOR, store_module.COMPACTION_MARGIN) = policy
+    (upkeep.OPTIMIZE_AFTER_VERSIONS, upkeep.KEEP_VERSIONS_FOR, upkeep.COMPACTION_MARGIN) = policy
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "repo"
         for folder in source:
