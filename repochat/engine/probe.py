@@ -2,9 +2,9 @@
 message instead of the end of ours.
 
 The child loads the model with the chosen CPU path, decodes a batch and two single tokens (the two matmul paths a
-question takes) and exits. Its outcome is remembered per llama.cpp build, CPU, model and GPU layers in
-``<cache_dir>/engine-probes.json`` (and in this process), so the check costs one model load once. When the preferred
-path crashes and the setting is "auto", the plain path is tried and used if it works.
+question takes) and exits. Its outcome is remembered per llama.cpp build, CPU, model, GPU layers and CPU path in
+``<cache_dir>/engine-probes.json`` (and in this process), so the check costs one model load once; a crash is
+remembered too, and reported without trying again.
 """
 
 from __future__ import annotations
@@ -29,34 +29,31 @@ PROBE_FILE = "engine-probes.json"
 PROBE_TIMEOUT_S = 600  # loading a large model from a slow disk can take minutes
 OK = "ok"
 FAILED = "failed"
-_known: dict[str, bool] = {}  # probe key -> the extra-buffers choice that works, for this process
+_known: set[str] = set()  # probe keys that ran in this process's lifetime
 
 
-def working_extra_buffers(model_path: Path, settings: Settings, progress: Progress | None = None) -> bool:
-    """The extra-buffers choice to load ``model_path`` with; EngineCrash (one line) when no choice runs."""
-    preferred = use_extra_buffers(settings.cpu_extra_buffers)
-    key = probe_key(model_path, settings.gpu_layers)
+def checked_extra_buffers(model_path: Path, settings: Settings, progress: Progress | None = None) -> bool:
+    """The extra-buffers choice to load ``model_path`` with, once a child process has run it so on this machine;
+    EngineCrash (one line) when it crashed there."""
+    extra = use_extra_buffers(settings.cpu_extra_buffers)
+    key = probe_key(model_path, settings.gpu_layers, extra)
     if key in _known:
-        return _known[key]
+        return extra
     records = _load_records(settings)
-    outcomes = records.setdefault(key, {})
-    choices = [preferred] + ([False] if preferred and settings.cpu_extra_buffers == "auto" else [])
-    for choice in choices:
-        label = _label(choice)
-        outcome = outcomes.get(label) or _probe(model_path, choice, settings.gpu_layers, progress)
-        if outcome.startswith(FAILED):  # a Python-level error: loading it here reports it properly
-            return choice
-        if label not in outcomes:
-            outcomes[label] = outcome
-            _save_records(settings, records)
-        if outcome == OK:
-            _known[key] = choice
-            return choice
-    raise EngineCrash(_crash_message(model_path, outcomes[_label(choices[-1])], choices[-1]))
+    outcome = records.get(key) or _probe(model_path, extra, settings.gpu_layers, progress)
+    if outcome.startswith(FAILED):  # a Python-level error: loading it in this process reports it properly
+        return extra
+    if key not in records:
+        records[key] = outcome
+        _save_records(settings, records)
+    if outcome != OK:
+        raise EngineCrash(_crash_message(model_path, outcome, extra))
+    _known.add(key)
+    return extra
 
 
-def probe_key(model_path: Path, gpu_layers: int) -> str:
-    """What decides whether llama.cpp runs: its build, the CPU, the model file and how it is offloaded."""
+def probe_key(model_path: Path, gpu_layers: int, extra_buffers: bool) -> str:
+    """What decides whether llama.cpp runs: its build, the CPU, the model file, how it is offloaded and laid out."""
     import llama_cpp
 
     library = Path(llama_cpp.__file__).parent / "lib"
@@ -64,7 +61,7 @@ def probe_key(model_path: Path, gpu_layers: int) -> str:
     model = Path(model_path).resolve()
     stat = model.stat()
     parts = [llama_cpp.__version__, *builds, " ".join(sorted(cpu_flags())), str(model), str(stat.st_size),
-             str(stat.st_mtime_ns), f"gpu={gpu_layers}"]
+             str(stat.st_mtime_ns), f"gpu={gpu_layers}", f"extra_buffers={int(extra_buffers)}"]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
@@ -102,10 +99,6 @@ def signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _label(extra_buffers: bool) -> str:
-    return "extra_buffers" if extra_buffers else "plain"
-
-
 def _crash_message(model_path: Path, outcome: str, extra_buffers: bool) -> str:
     hint = ("set cpu_extra_buffers = \"off\" (REPOCHAT_CPU_EXTRA_BUFFERS=off)" if extra_buffers
             else "try another model (--model) or another llama-cpp-python build")
@@ -117,15 +110,15 @@ def _records_path(settings: Settings) -> Path:
     return Path(settings.cache_dir).expanduser() / PROBE_FILE
 
 
-def _load_records(settings: Settings) -> dict[str, dict[str, str]]:
+def _load_records(settings: Settings) -> dict[str, str]:
     try:
         data = json.loads(_records_path(settings).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) and all(isinstance(v, dict) for v in data.values()) else {}
+    return data if isinstance(data, dict) and all(isinstance(v, str) for v in data.values()) else {}
 
 
-def _save_records(settings: Settings, records: dict[str, dict[str, str]]) -> None:
+def _save_records(settings: Settings, records: dict[str, str]) -> None:
     """Best effort: a cache dir that cannot be written only means the check runs again next time."""
     path = _records_path(settings)
     try:

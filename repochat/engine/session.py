@@ -23,7 +23,7 @@ from .context import SEQ_MAIN, ContextParams, LlamaContext, LlamaModel
 from .planner import needs_flash_attention
 from .models import check_adapter, model_fingerprint
 from .pagestore import LoadStatus, PageStore, chain_keys
-from .probe import working_extra_buffers
+from .probe import checked_extra_buffers
 
 log = logging.getLogger("repochat.engine")
 Progress = Callable[[str, int, int], None]
@@ -81,7 +81,7 @@ class Engine:
         self.model_path = Path(model_path)
         self.settings = settings
         self.identity = cache_identity(self.model_path, settings)  # first: a bad adapter path fails fast
-        self.extra_buffers = working_extra_buffers(self.model_path, settings, progress)
+        self.extra_buffers = checked_extra_buffers(self.model_path, settings, progress)
         self.model = LlamaModel(self.model_path, gpu_layers=settings.gpu_layers, extra_buffers=self.extra_buffers)
         self.context: LlamaContext | None = None
         self._resident: list[str] = []  # keys of the pages that occupy the start of the main sequence
