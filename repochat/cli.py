@@ -175,8 +175,12 @@ def ask(question: str, effort: str, repo: Path | None, as_json: bool, **options:
 
     root, settings = settings_for(repo, **options)
     with progress_reporter(not as_json) as report:
+        def stream(text: str) -> None:
+            report.finish()  # the bars go before the answer starts, else clearing them would erase it
+            _stream(text)
+
         result = run_ask(root, question, settings, effort=effort, on_progress=report,
-                         on_text=None if as_json else _stream)
+                         on_text=None if as_json else stream)
     if as_json:
         emit_json(result.as_dict())
         return
