@@ -45,9 +45,10 @@ def _command_section(parent: click.Context, name: str, command: click.Command | 
 def language_table() -> str:
     from .index.languages import supported_languages
 
-    rows = ["| language | extensions |", "|---|---|"]
+    rows = ["| language | extensions, file names and `#!` interpreters |", "|---|---|"]
     for spec in sorted(supported_languages(), key=lambda s: s.name):
-        rows.append(f"| {spec.name} | {' '.join(spec.extensions + tuple(spec.filenames))} |")
+        shebangs = tuple(f"#!{program}" for program in spec.interpreters)
+        rows.append(f"| {spec.name} | {' '.join(spec.extensions + spec.filenames + shebangs)} |")
     rows.append("| markdown, plain text | chunked by headings and paragraphs |")
     rows.append("| any other text file | line windows |")
     return "\n".join(rows)

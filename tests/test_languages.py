@@ -11,6 +11,7 @@ from tree_sitter import Parser
 
 from repochat.index import languages
 from repochat.index.languages import language_for, supported_languages, text_kind, ts_language, ts_query
+from repochat.index.parse import parse_file
 
 REQUIRED = {"python", "javascript", "typescript", "tsx", "go", "rust", "java", "c", "cpp", "c_sharp", "ruby", "php",
             "bash"}
@@ -86,3 +87,26 @@ def test_indexing_code_names_no_language() -> None:
         source = (package / module).read_text(encoding="utf-8").lower()
         for name in names:
             assert f'"{name}"' not in source and f"'{name}'" not in source, f"{module} names {name}"
+
+
+@pytest.mark.parametrize("path, first_line, expected", [
+    ("bin/deploy", "#!/bin/sh", "bash"),
+    ("bin/setup", "#!/usr/bin/env bash", "bash"),
+    ("scripts/run", "#!/usr/bin/env -S python3.11 -u", "python"),
+    ("tool", "#!/usr/bin/python3", "python"),
+    ("cli", "#!/usr/bin/env node", "javascript"),
+    ("notes.txt", "#!/bin/sh", None),  # an extension decides, whatever the first line says
+    ("tool", "#!/usr/bin/perl", None),
+    ("tool", "#!", None),
+    ("tool", "echo hi", None),
+])
+def test_a_script_without_an_extension_is_known_by_its_interpreter(path: str, first_line: str,
+                                                                   expected: str | None) -> None:
+    spec = language_for(path, first_line + "\n")
+    assert (spec.name if spec else None) == expected
+
+
+def test_an_extensionless_shell_script_is_parsed_as_bash() -> None:
+    parsed = parse_file("bin/deploy", "#!/bin/sh\nset -e\n\nship() {\n  rsync -a build/ host:/srv\n}\n\nship\n")
+    assert parsed.language == "bash"
+    assert [(s.name, s.role) for s in parsed.symbols if s.role == "definition"] == [("ship", "definition")]

@@ -8,6 +8,7 @@ has no ``module`` describes a text format (markdown, prose) chunked without a gr
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from dataclasses import dataclass
 from functools import cache
@@ -39,6 +40,7 @@ class LanguageSpec:
     filenames: tuple[str, ...] = ()  # exact file names without a telling extension
     queries: str = ""  # grammars/ folder whose .scm files it uses, when not its own (TSX uses TypeScript's)
     wrappers: tuple[str, ...] = ()  # node types around a definition that belong to its chunk (C++ templates)
+    interpreters: tuple[str, ...] = ()  # programs a #! line names (a script whose file name says nothing)
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ def _catalog() -> tuple[tuple[LanguageSpec, ...], tuple[TextFormat, ...]]:
         filenames = _strings(data, "filenames")
         if "module" in data:
             specs.append(LanguageSpec(name, extensions, str(data["module"]), str(data.get("function", "language")),
-                                      filenames, str(data.get("queries", folder.name)), _strings(data, "wrappers")))
+                                      filenames, str(data.get("queries", folder.name)), _strings(data, "wrappers"),
+                                      _strings(data, "interpreters")))
         else:
             formats.append(TextFormat(name, extensions, str(data.get("chunker", "text")), filenames))
     return tuple(specs), tuple(formats)
@@ -111,10 +114,27 @@ def _lookup(path: str) -> LanguageSpec | TextFormat | None:
     return table.get(pure.suffix.lower()) if pure.suffix else None
 
 
-def language_for(path: str) -> LanguageSpec | None:
-    """The tree-sitter language of ``path`` by its file name or extension; None when it has none."""
+def language_for(path: str, text: str = "") -> LanguageSpec | None:
+    """The tree-sitter language of ``path`` by its file name or extension, else (for a file without an extension)
+    by the interpreter its ``#!`` line names; None when it has none."""
     entry = _lookup(path)
+    if entry is None and not PurePosixPath(path).suffix and text.startswith("#!"):
+        return _by_interpreter().get(_interpreter(text))
     return entry if isinstance(entry, LanguageSpec) else None
+
+
+@cache
+def _by_interpreter() -> dict[str, LanguageSpec]:
+    return {program: spec for spec in _catalog()[0] for program in spec.interpreters}
+
+
+def _interpreter(text: str) -> str:
+    """'#!/usr/bin/env -S python3.11 -u' -> 'python3': the program, without a version after its name."""
+    words = text[2:text.find("\n") if "\n" in text else 200].split()
+    if words and words[0].endswith("/env"):
+        words = [word for word in words[1:] if not word.startswith("-")]
+    program = PurePosixPath(words[0]).name if words else ""
+    return re.sub(r"[\d.]+$", "", program) if program not in _by_interpreter() else program
 
 
 def supported_languages() -> list[LanguageSpec]:

@@ -60,7 +60,7 @@ def _chunks(path: str, language: str, pieces: list[Piece], lines: Lines) -> list
 def parse_file(path: str, text: str, max_chunk_tokens: int = 400) -> ParsedFile:
     """Chunks and symbols of one file; ``path`` (repository-relative) picks the language and goes into records."""
     text = text.replace("\r\n", "\n")
-    spec = language_for(path)
+    spec = language_for(path, text)
     lines = Lines(_split_lines(text), max_chunk_tokens)
     if not text.strip():
         return ParsedFile(spec.name if spec else text_kind(path), [], [])
