@@ -1,8 +1,8 @@
 """A native crash is never the user's only output.
 
-- The CPU path: llama.cpp's extra buffer types (whose AMX path segfaults) are off unless asked for.
+- The CPU path: llama.cpp's extra buffer types (whose AMX path segfaults) are off on AMX CPUs unless asked for.
 - The first-use probe runs the real default model in a child process and remembers the outcome; a path recorded as
-  crashed is reported (one line, exit status 2) without being tried again.
+  crashed is not tried again ("auto" falls back to plain weights; "on" is a one-line error with exit status 2).
 - A command whose process dies of a signal (a real SIGSEGV sent to it) ends with one line: exit 2 for `ask`, the
   commit let through for `review` unless --strict.
 - The MCP server answers an ask whose engine crashed with a tool error and goes on serving.
@@ -33,11 +33,13 @@ AMX_XEON = frozenset({"avx2", "avx512f", "amx_tile", "amx_int8", "amx_bf16"})
 EPYC = frozenset({"avx2", "avx512f", "fma"})
 
 
-def test_extra_buffers_are_off_unless_asked_for() -> None:
-    assert [use_extra_buffers(setting) for setting in ("auto", "on", "off")] == [False, True, False]
+def test_extra_buffers_are_off_on_amx_cpus_unless_asked_for() -> None:
+    assert use_extra_buffers("auto", AMX_XEON) is False
+    assert use_extra_buffers("auto", EPYC) is True
+    assert use_extra_buffers("on", AMX_XEON) is True
+    assert use_extra_buffers("off", EPYC) is False
     assert describe_cpu_path(False, AMX_XEON) == "AVX512F with AMX: plain weights (AMX path off: it crashes in llama.cpp)"
     assert describe_cpu_path(True, EPYC) == "AVX512F: repacked weights"
-    assert describe_cpu_path(False, frozenset()).endswith(": plain weights")
 
 
 @pytest.fixture(scope="module")
@@ -59,21 +61,26 @@ def test_the_probe_runs_the_model_in_a_child_and_remembers_it(model: Path, tmp_p
     settings = Settings(cache_dir=str(tmp_path), model=str(model))
     probe._known.clear()
     stages: list[tuple[str, int, int]] = []
-    assert probe.checked_extra_buffers(model, settings, lambda *stage: stages.append(stage)) is False
+    chosen = probe.checked_extra_buffers(model, settings, lambda *stage: stages.append(stage))
+    assert chosen == use_extra_buffers("auto")
     assert stages == [("probe", 0, 1), ("probe", 1, 1)]
     assert list(json.loads((tmp_path / probe.PROBE_FILE).read_text()).values()) == ["ok"]
     probe._known.clear()
     stages.clear()
-    assert probe.checked_extra_buffers(model, settings, lambda *stage: stages.append(stage)) is False
+    assert probe.checked_extra_buffers(model, settings, lambda *stage: stages.append(stage)) == chosen
     assert stages == []  # remembered on disk: no second child
 
 
 @pytest.mark.model
-def test_a_path_that_crashed_is_reported_not_tried_again(model: Path, tmp_path: Path) -> None:
+def test_a_path_that_crashed_is_not_tried_again(model: Path, tmp_path: Path) -> None:
     settings = Settings(cache_dir=str(tmp_path), model=str(model))
-    record_crash(settings, model, False)
-    with pytest.raises(EngineCrash, match="llama.cpp crashed with SIGSEGV running .*plain weights"):
-        probe.checked_extra_buffers(model, settings, lambda *stage: pytest.fail("probed again"))
+    preferred = use_extra_buffers("auto")
+    record_crash(settings, model, preferred)
+    if preferred:  # auto gives way to plain weights, checked for real in a child
+        assert probe.checked_extra_buffers(model, settings) is False
+    else:
+        with pytest.raises(EngineCrash, match="llama.cpp crashed with SIGSEGV running .*plain weights"):
+            probe.checked_extra_buffers(model, settings, lambda *stage: pytest.fail("probed again"))
 
 
 @pytest.mark.model

@@ -2,10 +2,10 @@
 
 llama.cpp can place weights in "extra" CPU buffer types: AMX tiles on Intel Xeons that have them, and repacked
 (interleaved) Q4/Q8 layouts elsewhere, all behind one switch (``use_extra_bufts``). The AMX path of
-llama-cpp-python 0.3.36 segfaults on the first decode (upstream bug, unfixed), and on this project's machines
-(AVX-512, no AMX) the repacked layout was no faster: tests/bench/bench_cpu_path.py, 2,048-token prefill of the
-default model, 4 alternating rounds, plain 119.9 tok/s against repacked 113.2 (decode 33.0 against 34.5). So
-"auto" keeps them off everywhere; "on" asks for them (the first-use probe still guards it).
+llama-cpp-python 0.3.36 segfaults on the first decode (upstream bug, unfixed), so on an AMX CPU "auto" turns the
+switch off. Elsewhere repacking pays: tests/bench/bench_cpu_path.py on an idle 2-core AVX-512 machine, 2,048-token
+prefill of the default model, 4 alternating rounds: repacked 254.7 tok/s, plain 187.0 (decode 49.2 and 42.8); with
+the cores busy the two were within 5% of each other.
 """
 
 from __future__ import annotations
@@ -34,9 +34,11 @@ def has_amx(flags: frozenset[str] | None = None) -> bool:
     return any(flag.startswith("amx") for flag in (cpu_flags() if flags is None else flags))
 
 
-def use_extra_buffers(setting: str) -> bool:
-    """Whether llama.cpp may use its extra CPU buffer types (AMX, repacked weights): only when asked for (auto/on/off,
-    checked by config)."""
+def use_extra_buffers(setting: str, flags: frozenset[str] | None = None) -> bool:
+    """Whether llama.cpp may use its extra CPU buffer types (AMX, repacked weights) for this setting (auto/on/off,
+    checked by config): auto means yes unless the CPU has AMX."""
+    if setting == "auto":
+        return not has_amx(flags)
     return setting == "on"
 
 

@@ -4,7 +4,8 @@ message instead of the end of ours.
 The child loads the model with the chosen CPU path, decodes a batch and two single tokens (the two matmul paths a
 question takes) and exits. Its outcome is remembered per llama.cpp build, CPU, model, GPU layers and CPU path in
 ``<cache_dir>/engine-probes.json`` (and in this process), so the check costs one model load once; a crash is
-remembered too, and reported without trying again.
+remembered too and not tried again. When the preferred path crashes and the setting is "auto", plain weights are
+tried and used if they work.
 """
 
 from __future__ import annotations
@@ -33,23 +34,25 @@ _known: set[str] = set()  # probe keys that ran in this process's lifetime
 
 
 def checked_extra_buffers(model_path: Path, settings: Settings, progress: Progress | None = None) -> bool:
-    """The extra-buffers choice to load ``model_path`` with, once a child process has run it so on this machine;
-    EngineCrash (one line) when it crashed there."""
-    extra = use_extra_buffers(settings.cpu_extra_buffers)
-    key = probe_key(model_path, settings.gpu_layers, extra)
-    if key in _known:
-        return extra
+    """The extra-buffers choice to load ``model_path`` with, once a child process has run it so on this machine.
+    With "auto", a preferred path that crashed gives way to plain weights; EngineCrash (one line) when none runs."""
+    preferred = use_extra_buffers(settings.cpu_extra_buffers)
+    choices = [preferred] + ([False] if preferred and settings.cpu_extra_buffers == "auto" else [])
     records = _load_records(settings)
-    outcome = records.get(key) or _probe(model_path, extra, settings.gpu_layers, progress)
-    if outcome.startswith(FAILED):  # a Python-level error: loading it in this process reports it properly
-        return extra
-    if key not in records:
-        records[key] = outcome
-        _save_records(settings, records)
-    if outcome != OK:
-        raise EngineCrash(_crash_message(model_path, outcome, extra))
-    _known.add(key)
-    return extra
+    for extra in choices:
+        key = probe_key(model_path, settings.gpu_layers, extra)
+        if key in _known:
+            return extra
+        outcome = records.get(key) or _probe(model_path, extra, settings.gpu_layers, progress)
+        if outcome.startswith(FAILED):  # a Python-level error: loading it in this process reports it properly
+            return extra
+        if key not in records:
+            records[key] = outcome
+            _save_records(settings, records)
+        if outcome == OK:
+            _known.add(key)
+            return extra
+    raise EngineCrash(_crash_message(model_path, outcome, choices[-1]))
 
 
 def probe_key(model_path: Path, gpu_layers: int, extra_buffers: bool) -> str:
