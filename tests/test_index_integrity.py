@@ -21,7 +21,7 @@ from click.testing import CliRunner, Result
 from repochat.cli import cli
 from repochat.config import load_settings
 from repochat.errors import IndexError_
-from repochat.index import upkeep
+from repochat.index import indexer, upkeep
 from repochat.index.indexer import count_pending_embeddings, embed_pending, update_index
 from repochat.index.lance_errors import IndexDamaged
 from repochat.index.lock import WAIT_NOTICE, IndexBusy, index_write_lock
@@ -379,3 +379,32 @@ def test_two_embedding_runs_at_once_store_each_vector_once(make_repo) -> None:
     keys = IndexStore.open(root / ".repochat").column("vectors", "embed_key")
     assert len(done) == 2 and len(keys) == len(set(keys)) == summary.vectors_pending
     assert count_pending_embeddings(IndexStore.open(root / ".repochat")) == 0
+
+
+def test_an_embedding_run_overtaken_by_another_stores_no_vector_twice(make_repo, monkeypatch) -> None:
+    # The interleaving the test above meets only by chance under load: while one run embeds its first batch,
+    # another stores every pending vector. The first must then store none (it once stored its later batches
+    # again: the vectors table's version had not moved since it last looked, at its first batch).
+    root = make_repo(many_files(60), use_git=False)
+    settings = load_settings(root, {"embeddings": True})
+    summary = update_index(root, settings)
+    assert summary.vectors_pending > 64  # several batches
+    store = IndexStore.open(root / ".repochat")
+    real_embedder = indexer.load_embedder
+    overtaken: list[int] = []
+
+    class OvertakenOnce:
+        def __init__(self, name: str, threads: int = 0) -> None:
+            self.model = real_embedder(name, threads)
+
+        def embed(self, texts: list[str]) -> object:
+            if not overtaken:
+                overtaken.append(0)
+                overtaken[0] = embed_pending(store, settings, on_wait=None)  # the other run, start to end
+            return self.model.embed(texts)
+
+    monkeypatch.setattr(indexer, "load_embedder", OvertakenOnce)
+    embed_pending(store, settings, on_wait=None)
+    keys = IndexStore.open(root / ".repochat").column("vectors", "embed_key")
+    assert overtaken == [summary.vectors_pending]
+    assert len(keys) == len(set(keys)) == summary.vectors_pending

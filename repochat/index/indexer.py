@@ -184,7 +184,6 @@ def embed_pending(store: IndexStore, settings: Settings, progress: Progress | No
     with index_write_lock(index_dir, wait, notices):
         store = IndexStore.open(index_dir, pinned=False)
         pending = _pending_embeddings(store)
-        seen_version = _vectors_version(store)  # the vectors `pending` was computed against
     if not pending:
         return 0
     embedder = load_embedder(settings.embedding_model, settings.threads)
@@ -197,10 +196,9 @@ def embed_pending(store: IndexStore, settings: Settings, progress: Progress | No
                 store.refresh()
                 if (store.meta.get("generation"), store.meta.get("embedder")) != started_on:
                     break  # rebuilt or re-keyed meanwhile: these vectors may belong to nothing
-                keep = _not_stored(store, [key for key, _ in batch], seen_version)
+                keep = _not_stored(store, [key for key, _ in batch])
                 if keep:
                     store.add_vectors([batch[i][0] for i in keep], vectors[keep])
-                seen_version = _vectors_version(store)
                 done += len(batch)
                 if number % PUBLISH_EVERY_BATCHES == 0:
                     store.publish_snapshot()  # vectors computed so far become visible to readers
@@ -234,16 +232,13 @@ def _once(notice: Callable[[str], None]) -> Callable[[str], None]:
     return say
 
 
-def _vectors_version(store: IndexStore) -> int | None:
-    return store.table("vectors").version if store.has_table("vectors") else None
-
-
-def _not_stored(store: IndexStore, keys: list[str], seen_version: int | None) -> list[int]:
-    """Positions of the keys that still need storing: all of them unless another writer added vectors since this
-    one last looked (two embedders working on the same pending set must not store a vector twice)."""
-    if _vectors_version(store) == seen_version:
-        return list(range(len(keys)))
-    have = store.vector_keys()
+def _not_stored(store: IndexStore, keys: list[str]) -> list[int]:
+    """Positions of the keys that still need storing (call it holding the index lock): two embedders working on
+    the same pending set must not store a vector twice. The table is asked about these keys themselves, each
+    batch: a shortcut on the table's version ("unchanged since I looked, so nobody wrote") stored batches twice,
+    since what was looked at then was one batch's keys, not the ones of the batches still to come. The filtered
+    read costs about 10 ms per batch at 100,000 vectors, against some 200 ms to embed the batch."""
+    have = store.stored_vector_keys(keys)
     return [i for i, key in enumerate(keys) if key not in have]
 
 

@@ -313,6 +313,16 @@ class IndexStore:
             return set()
         return set(self.column("vectors", "embed_key"))
 
+    def stored_vector_keys(self, keys: list[str]) -> set[str]:
+        """Those of ``keys`` that have a vector: a filtered read, cheap when keys are few and the vectors many."""
+        if not keys or "vectors" not in self.table_names():
+            return set()
+        found: set[str] = set()
+        for start in range(0, len(keys), _IN_BATCH):
+            batch = keys[start:start + _IN_BATCH]
+            found.update(self.column("vectors", "embed_key", f"embed_key IN ({', '.join(map(sql_quote, batch))})"))
+        return found
+
     def add_vectors(self, keys: list[str], vectors: Any) -> None:
         data = pa.table({"embed_key": pa.array(keys, pa.string()),
                          "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)),
