@@ -29,10 +29,10 @@ from ..retrieve.search import search
 from ..tokens import count_tokens, count_tokens_batch
 from .answers import score_localization, score_needle, short_name
 from .cases import FILE_LOCALIZATION, NEEDLE, Case, EvalError
-from .copies import COMPLETE, copy_key, make_stripped_copy, strip_set
+from .copies import COMPLETE
 from .metrics import overlaps
-from .runner import EvalOptions, index_source, source_groups
-from .sources import cache_name, prepare_source, source_key, source_label
+from .runner import EvalOptions, index_source, source_groups, stripped_copy
+from .sources import source_key, source_label
 
 NEEDLE_QUESTION = "Which function or method does the following: '{query}'? Name it and its file."
 LOCALIZATION_QUESTION = "Which files would need to change to resolve this issue?\n\n{query}"
@@ -157,14 +157,7 @@ def _prepare_group(group: list[Case], all_cases: list[Case], options: AnswerOpti
         settings = _settings(indexed.tree, Path(indexed.settings.index_path(indexed.tree)), options, options.work)
         files = _walked_files(indexed.tree, settings)
         return [Prepared(c, indexed.tree, settings, files) for c in group]
-    source = group[0].source
-    label = source_label(source)
-    log(f"{label}: preparing source")
-    root = prepare_source(source, options.work, options.fresh)
-    strips = strip_set(siblings)
-    model = load_settings(root).embedding_model
-    folder = options.work / cache_name(source) / f"copy-{copy_key(source_key(source), strips, model)}"
-    tree = make_stripped_copy(root, strips, folder, options.fresh)
+    label, _root, tree, folder = stripped_copy(siblings, options.work, options.fresh, log)
     prepared: list[Prepared] = []
     for case in group:
         small, offset = small_copy(tree, case, options.max_repo_tokens, folder / "small", options.fresh)

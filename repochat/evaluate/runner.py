@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import platformdirs
 
@@ -102,17 +102,30 @@ class IndexedSource:
     report: SourceReport
 
 
-def index_source(cases: list[Case], options: EvalOptions, progress: Progress | None, log: Log) -> IndexedSource:
-    """The source of ``cases`` (all from one source) downloaded, stripped of their doc comments, indexed and
-    embedded; each step reuses what an earlier run left in ``options.work``."""
+class StrippedCopy(NamedTuple):
+    label: str
+    root: Path  # the source as downloaded
+    tree: Path  # its copy without the cases' doc comments
+    folder: Path  # where the copy (and its index) live
+
+
+def stripped_copy(cases: list[Case], work: Path, fresh: bool, log: Log) -> StrippedCopy:
+    """The source of ``cases`` downloaded and copied without their doc comments, in a folder of ``work`` named by
+    the source, the stripped lines and the embedder (reused by a later run)."""
     source = cases[0].source
     label = source_label(source)
     log(f"{label}: preparing source")
-    root = prepare_source(source, options.work, options.fresh)
+    root = prepare_source(source, work, fresh)
     strips = strip_set(cases)
     model = load_settings(root).embedding_model
-    folder = options.work / cache_name(source) / f"copy-{copy_key(source_key(source), strips, model)}"
-    tree = make_stripped_copy(root, strips, folder, options.fresh)
+    folder = work / cache_name(source) / f"copy-{copy_key(source_key(source), strips, model)}"
+    return StrippedCopy(label, root, make_stripped_copy(root, strips, folder, fresh), folder)
+
+
+def index_source(cases: list[Case], options: EvalOptions, progress: Progress | None, log: Log) -> IndexedSource:
+    """The source of ``cases`` (all from one source) downloaded, stripped of their doc comments, indexed and
+    embedded; each step reuses what an earlier run left in ``options.work``."""
+    label, root, tree, folder = stripped_copy(cases, options.work, options.fresh, log)
     settings = load_settings(tree, {"index_dir": str(folder / "index")})
     log(f"{label}: indexing {tree}")
     started = time.perf_counter()
