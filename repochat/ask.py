@@ -19,10 +19,11 @@ from .engine.planner import Plan, context_bucket
 from .engine.session import Engine, Generation, PrefixStats, cache_identity, split_pages
 from .errors import ConfigError, EngineError
 from .prompt import Prompt, Prompter
-from .references import answer_references
+from .references import Reference, answer_references
 from .render import check_citations
 from .repo.walk import INVALID_IGNORE_LINE, WalkResult
 from .repository import Repository, load_repository, plan_whole
+from .sources import Trailer, add_sources, candidate_spans
 
 TextSink = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
@@ -63,7 +64,7 @@ def ask(root: Path, question: str, settings: Settings, effort: str = "auto", on_
 def _answer(repo: Repository, question: str, settings: Settings, effort: str, engine: Engine,
             on_text: TextSink | None, on_progress: Progress | None, started: float) -> AskResult:
     prompter = Prompter(engine.model, engine.model_path)
-    question_tokens = prompter.question(question)
+    question_tokens = prompter.question(question, cite=not settings.sources)
     plan, prompt = _plan_prompt(repo, question, settings, effort, engine.model_path, prompter)
     needed = len(prompt.tokens) + len(question_tokens) + settings.max_answer_tokens
     if needed > plan.context_limit:
@@ -72,10 +73,21 @@ def _answer(repo: Repository, question: str, settings: Settings, effort: str, en
     store = PageStore(Path(settings.cache_dir), engine.identity, settings.kv_cache_size)
     stats = engine.load_prefix(split_pages(prompt.tokens, settings.page_tokens), store, on_progress)
     generation = engine.generate(question_tokens, len(prompt.tokens), settings.max_answer_tokens, on_text)
-    coverage = _coverage(repo, plan, prompt, len(question_tokens), stats, generation, started)
     rendered = {f.path: f.text for f in repo.files}
-    references = [asdict(r) for r in answer_references(generation.text, repo.root, prompt, rendered)]
-    return AskResult(question, generation.text, check_citations(generation.text, prompt.shown), coverage, references)
+    references = answer_references(generation.text, repo.root, prompt, rendered)
+    trailer = _sources(repo, plan, prompt, engine, generation, references, on_text) if settings.sources else None
+    answer = generation.text + (trailer.text if trailer else "")
+    coverage = _coverage(repo, plan, prompt, len(question_tokens), stats, generation, started)
+    coverage["sources_tokens"] = trailer.tokens if trailer else 0
+    return AskResult(question, answer, check_citations(answer, prompt.shown), coverage,
+                     [asdict(r) for r in references])
+
+
+def _sources(repo: Repository, plan: Plan, prompt: Prompt, engine: Engine, generation: Generation,
+             references: list[Reference], on_text: TextSink | None) -> Trailer | None:
+    """The "Sources:" trailer (repochat.sources); the definitions the answer names are its first candidates."""
+    spans = candidate_spans(repo.root, prompt, plan.mode == "whole", generation.text, references)
+    return add_sources(engine, generation, spans, on_text)
 
 
 def _coverage(repo: Repository, plan: Plan, prompt: Prompt, question_tokens: int, stats: PrefixStats,

@@ -47,6 +47,9 @@ class Settings:
     gpu_layers: int = 0
     threads: int = 0  # 0 = one thread per idle core (fitted to the machine's load)
     max_answer_tokens: int = 512
+    # end each answer with "Sources:" and 1-3 citations the model picks among the spans in the context (a grammar
+    # allows nothing else), so every answer cites something valid; a few more decode steps (repochat.sources)
+    sources: bool = True
     fail_on: str = "error"  # review: error, warning, info or never
     review_skip: tuple[str, ...] = ()  # review: gitignore-style patterns of paths not to review
     max_diff_lines: int = 2000  # review: above this, only the most important files are reviewed

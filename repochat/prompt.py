@@ -74,11 +74,12 @@ class Prompter:
         """Repository or user text: a '<|im_end|>' written inside a file stays plain text."""
         return self.model.tokenize(text, add_special=False, parse_special=False)
 
-    def question(self, question: str) -> list[int]:
+    def question(self, question: str, cite: bool = True) -> list[int]:
         """The part after the cached prefix; the citation reminder sits next to the question, where a small model
-        still pays attention to it."""
-        text = (f"Question: {question.strip()}\n"
-                "Give the answer, then the source as file:line-line (for example src/example.py:10-12).")
+        still pays attention to it. Without it (``cite`` False: repochat.sources adds the citations) the model no
+        longer copies the example path as its source."""
+        reminder = "Give the answer, then the source as file:line-line (for example src/example.py:10-12)."
+        text = f"Question: {question.strip()}\n" + (reminder if cite else "Give the answer.")
         return self.content(text) + self.tail
 
     def whole(self, files: list[RenderedFile], appended: Sequence[RenderedFile] = ()) -> Prompt:

@@ -341,3 +341,23 @@ def test_low_effort_answers_from_retrieved_excerpts_and_caches_them(cold: Cold, 
     assert first.coverage["cache"] == "miss"
     second = _ask_from_disk(engine, repo, settings, question, effort="low")
     assert second.coverage["cache"] == "hit" and second.answer == first.answer
+
+
+@pytest.mark.parametrize("effort", ["auto", "low"])
+def test_every_answer_ends_with_sources_that_were_in_the_context(cold: Cold, engine: Engine, tmp_path: Path,
+                                                                  effort: str) -> None:
+    repo, settings = cold.repo, cold.settings
+    if effort == "low":  # retrieval mode: an index of its own, the excerpts are the candidates
+        settings = engine_settings(tmp_path / "cache", model=cold.settings.model, threads=1, embeddings=False,
+                                   index_dir=str(tmp_path / "index"))
+    lengths = {path: len(text.splitlines()) for path, text in FILES.items()}
+    for question in (QUESTION, "Which method of Queue returns the next job that is due?", "What is taskq?"):
+        streamed: list[str] = []
+        result = ask(repo, question, settings, engine=engine, effort=effort, on_text=streamed.append)
+        assert result.coverage["mode"] == ("whole" if effort == "auto" else "retrieval")
+        assert "".join(streamed) == result.answer and "\nSources: " in result.answer
+        trailer = result.answer.rsplit("Sources: ", 1)[1]
+        assert 1 <= len(trailer.split(", ")) <= 3 and 0 < result.coverage["sources_tokens"] < 64
+        assert result.citations and all(c["valid"] for c in result.citations), result.answer
+        for citation in result.citations:
+            assert 1 <= citation["start"] <= citation["end"] <= lengths[citation["path"]], citation

@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 from dataclasses import dataclass
+from typing import Callable
 
 import llama_cpp
 import numpy as np
@@ -84,11 +85,13 @@ class GrammarSampler:
 
 
 def generate_constrained(context: LlamaContext, prompt: list[int], grammar: str, max_tokens: int,
-                         start: int = 0, answer_prefix: str = "") -> ConstrainedOutput:
+                         start: int = 0, answer_prefix: str = "",
+                         on_text: Callable[[str], None] | None = None) -> ConstrainedOutput:
     """Decode ``prompt`` at ``start`` and generate at most ``max_tokens`` tokens that follow ``grammar``.
 
     ``answer_prefix`` is the start of the answer, fixed in advance (it must fit the grammar): it is decoded with the
-    prompt in one batch instead of token by token, and is part of the returned text."""
+    prompt in one batch instead of token by token, and is part of the returned text. ``on_text`` receives the
+    generated text as it is sampled (not the prefix)."""
     model = context.model
     prefix = model.tokenize(answer_prefix) if answer_prefix else []
     if start + len(prompt) + len(prefix) >= context.n_ctx:
@@ -100,7 +103,7 @@ def generate_constrained(context: LlamaContext, prompt: list[int], grammar: str,
         for token in prefix:
             sampler.accept(token)
         context.decode(prompt + prefix, start, logits_last=True)
-        output = _sample(context, sampler, start + len(prompt) + len(prefix), max_tokens)
+        output = _sample(context, sampler, start + len(prompt) + len(prefix), max_tokens, on_text)
     finally:
         sampler.close()
     output.text = answer_prefix + output.text
@@ -120,7 +123,8 @@ def preference(context: LlamaContext, continuation: list[int], start: int, for_t
         context.seq_remove(SEQ_MAIN, start, -1)
 
 
-def _sample(context: LlamaContext, sampler: GrammarSampler, position: int, max_tokens: int) -> ConstrainedOutput:
+def _sample(context: LlamaContext, sampler: GrammarSampler, position: int, max_tokens: int,
+            on_text: Callable[[str], None] | None = None) -> ConstrainedOutput:
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     pieces: list[str] = []
     stopped, generated = "length", 0
@@ -131,6 +135,8 @@ def _sample(context: LlamaContext, sampler: GrammarSampler, position: int, max_t
             break
         sampler.accept(token)
         pieces.append(decoder.decode(context.model.piece(token)))
+        if on_text and pieces[-1]:
+            on_text(pieces[-1])
         generated += 1
         if position + 1 >= context.n_ctx:
             stopped = "context"
@@ -138,4 +144,6 @@ def _sample(context: LlamaContext, sampler: GrammarSampler, position: int, max_t
         context.decode([token], position, logits_last=True)
         position += 1
     pieces.append(decoder.decode(b"", final=True))
+    if on_text and pieces[-1]:
+        on_text(pieces[-1])
     return ConstrainedOutput("".join(pieces), generated, stopped)

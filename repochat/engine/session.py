@@ -59,6 +59,7 @@ class Generation:
     tokens: int
     first_token_at: float  # time.monotonic() when the first answer token was sampled (0: none)
     stopped: str  # "end", "length" or "context"
+    end: int = 0  # position after the last decoded token, where a continuation goes (the end of turn is not decoded)
 
 
 def cache_identity(model_path: Path, settings: Settings) -> str:
@@ -221,7 +222,7 @@ class Engine:
             pieces.append(tail)
             if on_text:
                 on_text(tail)
-        return Generation("".join(pieces), generated, first_at, stopped)
+        return Generation("".join(pieces), generated, first_at, stopped, position)
 
     def _require_context(self) -> LlamaContext:
         if self.context is None:
