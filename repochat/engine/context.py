@@ -198,6 +198,11 @@ class LlamaContext:
             threads = fitted_threads()
             llama_cpp.llama_set_n_threads(self._ctx, threads, threads)
 
+    @property
+    def threads(self) -> int:
+        """The threads a batch decode runs on now (fitted to the load when none were asked for)."""
+        return int(llama_cpp.llama_n_threads_batch(self._ctx))
+
     def _apply_lora(self, adapter: object) -> None:
         adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
         scales = (ctypes.c_float * 1)(1.0)

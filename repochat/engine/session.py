@@ -12,10 +12,11 @@ from __future__ import annotations
 import codecs
 import logging
 import time
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..config import Settings
 from ..errors import EngineError
@@ -24,6 +25,7 @@ from .planner import needs_flash_attention
 from .models import check_adapter, model_fingerprint
 from .pagestore import LoadStatus, PageStore, chain_keys
 from .probe import checked_extra_buffers
+from .throughput import MIN_SAMPLE_TOKENS, Sample, rate_key, record
 
 log = logging.getLogger("repochat.engine")
 Progress = Callable[[str, int, int], None]
@@ -159,8 +161,10 @@ class Engine:
         protect = set(keys)
         saving = True
         pending: Future[bool] | None = None
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kv-pages") as writer:
+        timings: list[Sample] = []  # each page's prefill, for the planner's estimates (engine/throughput.py)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kv-pages") as writer, self._recording(timings):
             for index in range(first, len(pages)):
+                page_began = time.monotonic()
                 context.decode(pages[index], starts[index])
                 self._resident = keys[:index + 1]
                 stats.pages_prefilled += 1
@@ -171,11 +175,30 @@ class Engine:
                 if saving:
                     delta = context.export_range(starts[index], starts[index + 1])
                     pending = writer.submit(store.save, index, keys[index], len(pages[index]), delta, protect)
+                timings.append(Sample(len(pages[index]), starts[index], time.monotonic() - page_began))
                 if on_progress:
                     on_progress("prefill", index + 1, len(pages))
             if saving:
                 self._collect(pending, stats)
         stats.prefill_seconds = time.monotonic() - began
+
+    @contextmanager
+    def _recording(self, timings: list[Sample]) -> Iterator[None]:
+        """Remember the prefill times in ``timings`` when the block ends, even by an interrupt."""
+        try:
+            yield
+        finally:
+            self._remember(timings)
+
+    def _remember(self, timings: list[Sample]) -> None:
+        """Keep prefill times for the planner's estimates (those of a few tokens say little and are dropped)."""
+        timings = [sample for sample in timings if sample.tokens >= MIN_SAMPLE_TOKENS]
+        if timings and self.context is not None:
+            try:
+                key = rate_key(self.settings, self.model_path, self.context.threads, self.extra_buffers)
+            except OSError:  # the model file went away under us: nothing to key the times by
+                return
+            record(self.settings, key, timings)
 
     @staticmethod
     def _collect(pending: Future[bool] | None, stats: PrefixStats) -> bool:
@@ -196,7 +219,9 @@ class Engine:
         context = self._require_context()
         if start + len(tokens) >= context.n_ctx:
             raise EngineError(f"the question does not fit: {start + len(tokens):,} tokens, context {context.n_ctx:,}")
+        began = time.monotonic()
         context.decode(tokens, start, logits_last=True)
+        self._remember([Sample(len(tokens), start, time.monotonic() - began)])
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         position, pieces, first_at, stopped = start + len(tokens), [], 0.0, "length"
         generated = 0
