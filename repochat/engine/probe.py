@@ -5,7 +5,8 @@ The child loads the model with the chosen CPU path, decodes a batch and two sing
 question takes) and exits. Its outcome is remembered per llama.cpp build, CPU, model, GPU layers and CPU path in
 ``<cache_dir>/engine-probes.json`` (and in this process), so the check costs one model load once; a crash is
 remembered too and not tried again. When the preferred path crashes and the setting is "auto", plain weights are
-tried and used if they work.
+tried and used if they work. The child also reports how long its batch took, the first prefill rate measured for
+this model here (engine/throughput.py), so that the very first ask can already estimate its prefill.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..config import Settings
 from ..errors import EngineCrash
 from .cpu import cpu_flags, describe_cpu_path, use_extra_buffers
+from .throughput import RateKey, Sample, record
 
 Progress = Callable[[str, int, int], None]
 PROBE_FILE = "engine-probes.json"
@@ -31,6 +35,14 @@ PROBE_TIMEOUT_S = 600  # loading a large model from a slow disk can take minutes
 OK = "ok"
 FAILED = "failed"
 _known: set[str] = set()  # probe keys that ran in this process's lifetime
+_TIMING_PREFIX = "prefill "  # the child's stdout line: "prefill <threads> <tokens> <seconds>"
+
+
+@dataclass(frozen=True)
+class ProbeRun:
+    outcome: str  # "ok", or how it failed
+    threads: int = 0  # the threads the child's batch ran on
+    prefill: Sample | None = None  # the child's batch decode, when it ran
 
 
 def checked_extra_buffers(model_path: Path, settings: Settings, progress: Progress | None = None) -> bool:
@@ -43,7 +55,11 @@ def checked_extra_buffers(model_path: Path, settings: Settings, progress: Progre
         key = probe_key(model_path, settings.gpu_layers, extra)
         if key in _known:
             return extra
-        outcome = records.get(key) or _probe(model_path, extra, settings.gpu_layers, progress)
+        outcome = records.get(key)
+        if outcome is None:
+            run = _probe(model_path, extra, settings.gpu_layers, progress)
+            outcome = run.outcome
+            seed_rate(settings, model_path, extra, run)
         if outcome.startswith(FAILED):  # a Python-level error: loading it in this process reports it properly
             return extra
         if key not in records:
@@ -68,31 +84,57 @@ def probe_key(model_path: Path, gpu_layers: int, extra_buffers: bool) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
-def run_probe(model_path: Path, extra_buffers: bool, gpu_layers: int) -> str:
-    """Run the check in a child process: "ok", or how it failed (a signal name, an exit status, a timeout)."""
+def run_probe(model_path: Path, extra_buffers: bool, gpu_layers: int) -> ProbeRun:
+    """Run the check in a child process: "ok" (with the batch's timing), or how it failed (a signal name, an exit
+    status, a timeout)."""
     command = [sys.executable, "-m", "repochat.engine.probe", str(model_path),
                "--extra-buffers", "1" if extra_buffers else "0", "--gpu-layers", str(gpu_layers)]
     try:
         done = subprocess.run(command, capture_output=True, timeout=PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        return f"no answer within {PROBE_TIMEOUT_S} s"
+        return ProbeRun(f"no answer within {PROBE_TIMEOUT_S} s")
     except OSError as exc:
-        return f"could not start the check: {exc.strerror}"
+        return ProbeRun(f"could not start the check: {exc.strerror}")
     if done.returncode == 0:
-        return OK
+        return _with_timing(done.stdout.decode("utf-8", "replace"))
     if done.returncode < 0:
-        return f"crashed with {signal_name(-done.returncode)}"
+        return ProbeRun(f"crashed with {signal_name(-done.returncode)}")
     last = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
-    return f"{FAILED}: {last[0][:300]}"
+    return ProbeRun(f"{FAILED}: {last[0][:300]}")
 
 
-def _probe(model_path: Path, extra_buffers: bool, gpu_layers: int, progress: Progress | None) -> str:
+def _with_timing(stdout: str) -> ProbeRun:
+    """A successful run, with the timing line the child printed (none if it is missing or garbled)."""
+    for line in stdout.splitlines():
+        if line.startswith(_TIMING_PREFIX):
+            try:
+                threads, tokens, seconds = line[len(_TIMING_PREFIX):].split()
+                return ProbeRun(OK, int(threads), Sample(int(tokens), 0, float(seconds)))
+            except ValueError:
+                break
+    return ProbeRun(OK)
+
+
+def seed_rate(settings: Settings, model_path: Path, extra_buffers: bool, run: ProbeRun) -> None:
+    """File the child's batch timing under the setup it ran with: its own context is f16 without flash attention."""
+    if run.prefill is None:
+        return
+    try:
+        size = Path(model_path).stat().st_size
+    except OSError:
+        return
+    key = RateKey(model=Path(model_path).name, size=size, threads=run.threads, gpu_layers=settings.gpu_layers,
+                  extra_buffers=extra_buffers, kv_type="f16", flash_attn=False)
+    record(settings, key, [run.prefill])
+
+
+def _probe(model_path: Path, extra_buffers: bool, gpu_layers: int, progress: Progress | None) -> ProbeRun:
     if progress:
         progress("probe", 0, 1)
-    outcome = run_probe(model_path, extra_buffers, gpu_layers)
+    run = run_probe(model_path, extra_buffers, gpu_layers)
     if progress:
         progress("probe", 1, 1)
-    return outcome
+    return run
 
 
 def signal_name(number: int) -> str:
@@ -134,13 +176,15 @@ def _save_records(settings: Settings, records: dict[str, str]) -> None:
 
 
 def _check(model_path: Path, extra_buffers: bool, gpu_layers: int) -> None:
-    """In the child: load, decode a batch of 64 tokens, then two single tokens."""
+    """In the child: load, decode a batch of 64 tokens (timed, for the prefill estimates), then two single tokens."""
     from .context import ContextParams, LlamaContext, LlamaModel
 
     model = LlamaModel(model_path, gpu_layers=gpu_layers, extra_buffers=extra_buffers)
     context = LlamaContext(model, ContextParams(n_ctx=256, n_batch=64, threads=0))
     tokens = model.tokenize("def add(a, b):\n    return a + b\n" * 8)[:64]
+    began = time.monotonic()
     context.decode(tokens, 0, logits_last=True)
+    print(f"{_TIMING_PREFIX}{context.threads} {len(tokens)} {time.monotonic() - began:.6f}", flush=True)
     for position in range(len(tokens), len(tokens) + 2):
         context.decode([context.greedy_token()], position, logits_last=True)
     context.close()
