@@ -19,10 +19,12 @@ def repository_status(root: Path, settings: Settings) -> dict[str, Any]:
     except IndexMissing as exc:  # whole-repository asks need no index: the plan still applies
         report["index"] = {"state": str(exc)}
         report["plan"] = _plan(root, settings, None)
+        report["prefill"] = prefill_status(settings, report["plan"])
         return report
     report["index"] = index_counts(store)
     report["skipped"] = store.skip_counts() or {"none": 0}
     report["plan"] = _plan(root, settings, report["index"]["tokens"])
+    report["prefill"] = prefill_status(settings, report["plan"])
     return report
 
 
@@ -30,6 +32,31 @@ def engine_status(settings: Settings) -> dict[str, Any]:
     """Which CPU path llama.cpp takes (the extra buffer types are off on AMX CPUs unless asked for)."""
     extra = use_extra_buffers(settings.cpu_extra_buffers)
     return {"cpu_path": describe_cpu_path(extra), "cpu_extra_buffers": settings.cpu_extra_buffers}
+
+
+def prefill_status(settings: Settings, plan: dict[str, Any]) -> dict[str, Any]:
+    """This machine's measured prefill speed for the planned model, and what the plan's context costs to prefill:
+    the whole repository from nothing (cold), and what the KV page cache leaves to do now."""
+    from .engine.throughput import cost_model, describe_seconds
+
+    if "model" not in plan:
+        return {"state": "no model"}
+    model = cost_model(settings, Path(plan["model"]))
+    if model is None:
+        return {"rate_tokens_per_s": None, "state": "not measured on this machine yet (the first ask measures it)"}
+    report: dict[str, Any] = {"rate_tokens_per_s": round(model.rate(), 1)}
+    if plan.get("mode") == "whole":
+        cold = model.seconds(plan["repo_tokens"])
+        report.update(cold_prefill_s=round(cold, 1), cold_prefill=f"~{describe_seconds(cold)} on this machine")
+        cached = min(plan.get("pages_cached", 0) * settings.page_tokens, plan["repo_tokens"])
+        needed = model.seconds(plan["repo_tokens"] - cached, cached)
+        report.update(prefill_now_s=round(needed, 1), prefill_now=f"~{describe_seconds(needed)} (cache: "
+                                                                  f"{plan.get('cache', 'unknown')})")
+    elif plan.get("retrieval_tokens"):
+        retrieval = model.seconds(plan["retrieval_tokens"])
+        report.update(retrieval_prefill_s=round(retrieval, 1),
+                      retrieval_prefill=f"~{describe_seconds(retrieval)} for {plan['retrieval_tokens']:,} tokens")
+    return report
 
 
 def index_counts(store: IndexStore) -> dict[str, Any]:
