@@ -2,7 +2,8 @@
 
 Windows are 40 lines with a stride of 20 (each line is in two windows, so a function is never cut in half by a
 window edge more than it has to be), and text is split into lowercase runs of letters, digits and underscores:
-no identifier splitting, stemming or stop words. This is the "naive BM25 over 40-line windows" baseline.
+no identifier splitting, stemming or stop words. This is the "naive BM25 over 40-line windows" baseline. For
+file localization, a second control ranks whole files (each file one window), test files left out.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ WINDOW_STRIDE = 20
 K1 = 1.5
 B = 0.75
 _WORD = re.compile(r"\w+")
+# Test files, by the usual conventions (a tests/ folder, test_x.py, x_test.go): not what a fix changes.
+_TEST_PATH = re.compile(r"(^|/)(tests?|testing)/|(^|/)test_[^/]*$|_test\.\w+$")
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,10 @@ class Window:
 
 def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
+
+
+def is_test_path(path: str) -> bool:
+    return _TEST_PATH.search(path) is not None
 
 
 def file_windows(path: str, text: str) -> list[tuple[Window, str]]:
@@ -66,6 +73,15 @@ class WindowBM25:
         for rel in paths:
             text = (root / rel).read_bytes().decode("utf-8", errors="replace")
             documents += file_windows(rel, text)
+        return cls(documents)
+
+    @classmethod
+    def whole_files(cls, root: Path, paths: list[str]) -> "WindowBM25":
+        """One window per file, all its lines: BM25 over whole files."""
+        documents: list[tuple[Window, str]] = []
+        for rel in paths:
+            text = (root / rel).read_bytes().decode("utf-8", errors="replace")
+            documents.append((Window(rel, 1, max(text.count("\n"), 1)), text))
         return cls(documents)
 
     def search(self, query: str, k: int) -> list[Window]:

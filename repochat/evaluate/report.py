@@ -28,8 +28,9 @@ def figures(run: EvalRun) -> dict[str, Any]:
         for origin in origins if len(origins) > 1 else ():
             groups[f"file:{origin}"] = [r for r in results if r.origin == origin]
         groups[OVERALL] = groups.pop(OVERALL)  # last in the table
+        modes = run.options.modes_for(suite)
         out[suite] = {name: {mode: summarize([r.rank for r in chosen if r.mode == mode], suite, run.options.k)
-                             for mode in run.options.modes} for name, chosen in groups.items()}
+                             for mode in modes} for name, chosen in groups.items()}
     return out
 
 

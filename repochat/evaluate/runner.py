@@ -12,8 +12,9 @@ import platformdirs
 from ..config import Settings, load_settings
 from ..index.indexer import Progress, embed_pending, update_index
 from ..index.store import IndexStore
+from ..retrieve.files import rank_files
 from ..retrieve.search import search
-from .bm25 import WindowBM25
+from .bm25 import WindowBM25, is_test_path
 from .cases import FILE_LOCALIZATION, Case
 from .copies import copy_key, make_stripped_copy, strip_set
 from .metrics import Span, gold_rank
@@ -21,7 +22,7 @@ from .sources import cache_name, prepare_source, source_key, source_label
 
 REPOCHAT_MODES = ("hybrid", "fts")
 CONTROL = "bm25-windows"
-FILE_CANDIDATES = 50  # chunks fetched for file localization, so that k distinct files can be ranked
+FILE_CONTROL = "bm25-files"  # file localization's second control: BM25 over whole source files, tests left out
 Log = Callable[[str], None]
 
 
@@ -39,6 +40,9 @@ class EvalOptions:
     @property
     def modes(self) -> tuple[str, ...]:
         return (REPOCHAT_MODES if self.embed else ("fts",)) + (CONTROL,)
+
+    def modes_for(self, suite: str) -> tuple[str, ...]:
+        return self.modes + ((FILE_CONTROL,) if suite == FILE_LOCALIZATION else ())
 
 
 @dataclass(frozen=True)
@@ -86,11 +90,14 @@ def run_evaluation(cases: list[Case], options: EvalOptions, progress: Progress |
 def evaluate_source(cases: list[Case], options: EvalOptions, progress: Progress | None,
                     log: Log) -> tuple[SourceReport, list[CaseResult]]:
     indexed = index_source(cases, options, progress, log)
-    control = WindowBM25.from_files(indexed.tree, _indexed_paths(indexed.store))
+    paths = _indexed_paths(indexed.store)
+    controls = {CONTROL: WindowBM25.from_files(indexed.tree, paths)}
+    if any(case.suite == FILE_LOCALIZATION for case in cases):
+        controls[FILE_CONTROL] = WindowBM25.whole_files(indexed.tree, _source_files(indexed.store, cases))
     log(f"{indexed.report.package}: scoring {len(cases)} cases")
     searcher = _RepochatSearcher(indexed.store, indexed.settings.embedding_model)
     results = [result for case in cases
-               for result in _score_case(case, indexed.report.package, options, searcher, control)]
+               for result in _score_case(case, indexed.report.package, options, searcher, controls)]
     return indexed.report, results
 
 
@@ -156,29 +163,48 @@ class _RepochatSearcher:
         self._warm = False
 
     def __call__(self, query: str, k: int, mode: str) -> tuple[list[Span], list[str], float]:
-        if not self._warm:
-            search(self._store, "warm up", k=1, mode=mode, embedding_model=self._model)
-            self._warm = True
+        """The k best chunks."""
+        self._warm_up(mode)
         started = time.perf_counter()
         hits = search(self._store, query, k=k, mode=mode, embedding_model=self._model)
         seconds = time.perf_counter() - started
         return ([(h.path, h.start_line, h.end_line) for h in hits],
                 [f"{h.location()} {h.symbol}".strip() for h in hits], seconds)
 
+    def files(self, query: str, k: int, mode: str) -> tuple[list[Span], list[str], float]:
+        """The k best files (rank_files), each as the span of its best chunk."""
+        self._warm_up(mode)
+        started = time.perf_counter()
+        hits = rank_files(self._store, query, k=k, mode=mode, embedding_model=self._model)
+        seconds = time.perf_counter() - started
+        return ([(h.path, h.start_line, h.end_line) for h in hits],
+                [f"{h.location()} {h.symbol}".strip() for h in hits], seconds)
+
+    def _warm_up(self, mode: str) -> None:
+        if not self._warm:
+            search(self._store, "warm up", k=1, mode=mode, embedding_model=self._model)
+            self._warm = True
+
+
+# BM25 windows ranked for file localization: enough that k distinct files are among them.
+CONTROL_WINDOWS = 50
+
 
 def _score_case(case: Case, label: str, options: EvalOptions, searcher: _RepochatSearcher,
-                control: WindowBM25) -> list[CaseResult]:
-    depth = max(FILE_CANDIDATES, options.k) if case.suite == FILE_LOCALIZATION else options.k
+                controls: dict[str, WindowBM25]) -> list[CaseResult]:
+    localizing = case.suite == FILE_LOCALIZATION
     results = []
-    for mode in options.modes:
-        if mode == CONTROL:
+    for mode in options.modes_for(case.suite):
+        if mode in controls:
             started = time.perf_counter()
-            windows = control.search(case.query, depth)
+            windows = controls[mode].search(case.query, max(CONTROL_WINDOWS, options.k) if localizing else options.k)
             seconds = time.perf_counter() - started
             ranking = [(w.path, w.start_line, w.end_line) for w in windows]
             names = [f"{w.path}:{w.start_line}-{w.end_line}" for w in windows]
+        elif localizing:
+            ranking, names, seconds = searcher.files(case.query, options.k, mode)
         else:
-            ranking, names, seconds = searcher(case.query, depth, mode)
+            ranking, names, seconds = searcher(case.query, options.k, mode)
         rank = gold_rank(case, ranking)
         results.append(CaseResult(id=case.id, suite=case.suite, origin=case.origin, package=label, mode=mode,
                                   rank=rank if rank is not None and rank <= options.k else None,
@@ -189,3 +215,12 @@ def _score_case(case: Case, label: str, options: EvalOptions, searcher: _Repocha
 def _indexed_paths(store: IndexStore) -> list[str]:
     """The files repochat indexed: the control sees exactly the same text."""
     return sorted(path for path, row in store.file_rows().items() if row["status"] == "indexed")
+
+
+def _source_files(store: IndexStore, cases: list[Case]) -> list[str]:
+    """The whole-file control's documents: indexed files in the cases' languages (all of them when the cases do not
+    say), tests left out: the baseline a localization ranking has to beat."""
+    languages = {case.language for case in cases if case.language}
+    return sorted(path for path, row in store.file_rows().items()
+                  if row["status"] == "indexed" and (not languages or row["language"] in languages)
+                  and not is_test_path(path))

@@ -106,18 +106,18 @@ def search(store: IndexStore, query: str, k: int = 10, mode: str = "hybrid", pat
 
 
 def ranked_lists(store: IndexStore, query: str, where: str | None = None, full_text: bool = True,
-                 embedder: Embedder | None = None) -> dict[str, list[dict[str, Any]]]:
+                 embedder: Embedder | None = None, candidates: int = CANDIDATES) -> dict[str, list[dict[str, Any]]]:
     """Each list's best chunks for ``query`` (its first MAX_QUERY_CHARS characters), best first: rows with path,
     lines, _rowid and _score (the list's own score; 1 for the exact and called lists). The vector list only with an
-    ``embedder``."""
+    ``embedder``. The full-text lists hold ``candidates`` chunks, the others CANDIDATES."""
     query = query[:MAX_QUERY_CHARS]
     names, called = names_in(query), called_in(query)
     query = _MARKUP.sub(" ", query)
     jobs: dict[str, Any] = {}
     if full_text:
-        jobs["text"] = lambda: _fts(store, query, where, "search_text")
-        jobs["names"] = lambda: _fts(store, query, where, "names")
-        jobs["code"] = lambda: _fts(store, query, where, "code")
+        jobs["text"] = lambda: _fts(store, query, where, "search_text", candidates)
+        jobs["names"] = lambda: _fts(store, query, where, "names", candidates)
+        jobs["code"] = lambda: _fts(store, query, where, "code", candidates)
         jobs["exact"] = lambda: _exact_names(store, names, where)
         jobs["called"] = lambda: _exact_names(store, called, where)
     if embedder is not None:
@@ -222,7 +222,8 @@ def _filter(path_glob: str | None, language: str | None) -> str | None:
     return " AND ".join(clauses) or None
 
 
-def _fts(store: IndexStore, query: str, where: str | None, column: str) -> list[dict[str, Any]]:
+def _fts(store: IndexStore, query: str, where: str | None, column: str,
+         candidates: int = CANDIDATES) -> list[dict[str, Any]]:
     words = _fts_query(query)
     if not words:
         return []
@@ -230,7 +231,7 @@ def _fts(store: IndexStore, query: str, where: str | None, column: str) -> list[
         .with_row_id(True)
     if where:
         search = search.where(where, prefilter=True)
-    return search.limit(CANDIDATES).to_list()
+    return search.limit(candidates).to_list()
 
 
 def names_in(query: str) -> list[str]:

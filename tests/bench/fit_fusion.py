@@ -14,6 +14,13 @@ function's docstring, which makes the text list look useless to a fit; real ques
 Prints leave-one-package-out figures for each --l2 on the fitting cases, then the weights fitted on all of them
 (as they go into search.py) and the judge figures of the fitted and the current weights. Needs the network once per
 package (pip download), like eval_retrieval.py.
+
+    python tests/bench/fit_fusion.py --files ../shared/eval/dev-swelite.jsonl [--no-embed]
+
+fits the file ranking's weights instead (repochat/retrieve/files.py: WEIGHTS) on file-localization cases: the
+candidates are a case's files with their evidence (file_features), the gold ones those the real change touched;
+every weight is kept >= 0 but the penalties' (files.PENALTIES: vendored and secondary paths). Figures are Acc@1/5/10 and MRR@10 of files, leave one project
+out (a project's several versions are left out together).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ os.environ.setdefault("LANCE_LOG", "error")
 from repochat.evaluate import EvalOptions, load_cases  # noqa: E402
 from repochat.evaluate.metrics import gold_rank  # noqa: E402
 from repochat.evaluate.runner import default_work_dir, index_source, source_groups  # noqa: E402
+from repochat.retrieve import files as F  # noqa: E402
 from repochat.retrieve import search as S  # noqa: E402
 
 TEXT = (S.LISTS.index("text"), len(S.LISTS) + S.LISTS.index("text"))  # the text list's two feature columns
@@ -58,6 +66,37 @@ def queries(paths: list[Path], work: Path) -> list[Query]:
             gold = [i for i, span in enumerate(spans) if gold_rank(case, [span]) == 1]
             found.append(Query(indexed.report.package, spans, features, gold))
     return found
+
+
+def file_queries(paths: list[Path], work: Path, embed: bool) -> list[Query]:
+    """File-localization cases as fitting queries: each candidate is a file, with its evidence."""
+    options = EvalOptions(work=work, embed=embed)
+    embedder = S.cached_embedder("minilm") if embed else None
+    found = []
+    for group in source_groups(load_cases(paths)):
+        indexed = index_source(group, options, None, lambda message: print(message, file=sys.stderr))
+        for case in group:
+            files, features, _ = F.file_features(indexed.store, case.query, embedder=embedder)
+            gold = [i for i, path in enumerate(files) if path in case.gold_files]
+            found.append(Query(indexed.report.package, [(path, 0, 0) for path in files], features, gold))
+    return found
+
+
+def fit_files(training: list[Query], l2: float, steps: int = 3000, rate: float = 0.5) -> np.ndarray:
+    """The file ranking's weights: projected gradient descent on the mean listwise cross-entropy."""
+    usable = [q for q in training if q.gold and len(q.spans) > 1]
+    weights = F.weight_vector()
+    evidence = [i for i, name in enumerate(F.FEATURES) if name not in F.PENALTIES]  # kept >= 0
+    for _ in range(steps):
+        gradient = l2 * weights
+        for query in usable:
+            logits = query.features @ weights
+            p = np.exp(logits - logits.max())
+            p /= p.sum()
+            gradient += (query.features.T @ p - query.features[query.gold].mean(0)) / len(usable)
+        weights -= rate * gradient
+        weights[evidence] = np.maximum(weights[evidence], 0)
+    return weights
 
 
 def fit(training: list[Query], l2: float, text: tuple[float, float], steps: int = 3000,
@@ -96,6 +135,24 @@ def judged_by(weights: np.ndarray, judged: list[Query]) -> str:
     return figures([gold_place(q, weights) for q in judged])
 
 
+def files_leave_one_package_out(pool: list[Query], l2: float) -> str:
+    ranks = []
+    for package in sorted({q.package for q in pool}):
+        weights = fit_files([q for q in pool if q.package != package], l2, steps=1500)
+        ranks += [gold_place(q, weights) for q in pool if q.package == package]
+    return figures(ranks)
+
+
+def main_files(args: argparse.Namespace) -> None:
+    pool = file_queries(args.cases, args.work.expanduser(), embed=not args.no_embed)
+    print(f"current weights:  {judged_by(F.weight_vector(), pool)}")
+    for l2 in args.l2:
+        print(f"leave one project out, L2 {l2}: {files_leave_one_package_out(pool, l2)}")
+    weights = fit_files(pool, args.l2[0])
+    print(f"fitted with L2 {args.l2[0]} on all {len(pool)} cases: {judged_by(weights, pool)}")
+    print("WEIGHTS =", {n: round(float(w), 3) for n, w in zip(F.FEATURES, weights)})
+
+
 def leave_one_package_out(pool: list[Query], l2: float, text: tuple[float, float]) -> str:
     ranks = []
     for package in sorted({q.package for q in pool}):
@@ -112,7 +169,12 @@ def main() -> None:
     parser.add_argument("--text-weights", nargs=2, type=float, default=[S.RANK_WEIGHTS["text"],
                                                                         S.SCORE_WEIGHTS["text"]])
     parser.add_argument("--work", type=Path, default=default_work_dir())
+    parser.add_argument("--files", action="store_true", help="fit the file ranking on file-localization cases")
+    parser.add_argument("--no-embed", action="store_true", help="with --files: full-text evidence only")
     args = parser.parse_args()
+    if args.files:
+        main_files(args)
+        return
     text = (args.text_weights[0], args.text_weights[1])
     pool = queries(args.cases, args.work.expanduser())
     for l2 in args.l2:

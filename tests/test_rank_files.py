@@ -1,0 +1,120 @@
+"""rank_files: files ranked by the evidence of their chunks and of what a question writes (paths, module paths,
+names), over a real index of a small repository."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from click.testing import CliRunner
+
+from repochat.cli import cli
+from repochat.config import load_settings
+from repochat.index.indexer import update_index
+from repochat.index.store import IndexStore
+from repochat.retrieve.files import code_names, dotted_names, path_mentions, rank_files
+from repochat.retrieve.search import search
+
+SHOP = {
+    "shop/__init__.py": "from .cart import Cart\n",
+    "shop/cart.py": (
+        "from .pricing import apply_discount\n\n\n"
+        "class Cart:\n"
+        "    def __init__(self):\n        self.items = []\n\n"
+        "    def add(self, name, price, quantity=1):\n        self.items.append((name, price, quantity))\n\n"
+        "    def total(self, code=None):\n"
+        "        subtotal = sum(price * quantity for _, price, quantity in self.items)\n"
+        "        average = subtotal / len(self.items)\n"
+        "        return apply_discount(subtotal, code), average\n"),
+    "shop/pricing.py": (
+        "def apply_discount(total, code):\n    \"\"\"The total after the discount of a code.\"\"\"\n"
+        "    return total * 0.9 if code else total\n\n\n"
+        "def round_price(value):\n    return int(value)\n"),
+    # Four chunks about coupon expiry: the file is about it, though no one chunk is a close match.
+    "shop/coupons.py": (
+        "import datetime\n\n\n"
+        "def valid_until(ticket):\n    \"\"\"A coupon's expiry date: when it stops being valid.\"\"\"\n"
+        "    return ticket.issued + datetime.timedelta(days=ticket.days)\n\n\n"
+        "def lapsed(ticket, today):\n    \"\"\"Whether the coupon's expiry date has passed.\"\"\"\n"
+        "    return valid_until(ticket) < today\n\n\n"
+        "def push_back(ticket, days):\n    \"\"\"Move the coupon's expiry date later.\"\"\"\n"
+        "    ticket.days += days\n\n\n"
+        "def all_lapsed(tickets, today):\n    \"\"\"The coupons past their expiry date.\"\"\"\n"
+        "    return [t for t in tickets if lapsed(t, today)]\n"),
+    # One short chunk that repeats the words: the best single chunk for the query below.
+    "shop/notes.py": "def note():\n    \"\"\"Coupon expiry date handling.\"\"\"\n",
+    "tests/test_pricing.py": (
+        "from shop.pricing import apply_discount, round_price\n\n\n"
+        "def test_round_price_rounds_half_up():\n    assert round_price(2.5) == 3\n\n\n"
+        "def test_round_price_of_a_whole_price():\n    assert round_price(2.0) == 2\n"),
+    "docs/pricing.md": "# Prices\n\nround_price rounds a price: round_price(2.5) is 3.\n",
+}
+
+
+@pytest.fixture
+def shop(make_repo: Callable[..., Path]) -> IndexStore:
+    root = make_repo(SHOP)
+    settings = load_settings(root)
+    update_index(root, settings)
+    return IndexStore.open(settings.index_path(root))
+
+
+def ranked(store: IndexStore, query: str, k: int = 10) -> list[str]:
+    return [hit.path for hit in rank_files(store, query, k=k, mode="fts")]
+
+
+def test_a_file_with_several_matching_chunks_outranks_one_close_match(shop: IndexStore) -> None:
+    query = "coupon expiry date handling"
+    # The closest chunk is the short note, so files in the order of their first chunk put notes.py first.
+    assert search(shop, query, k=1, mode="fts")[0].path == "shop/notes.py"
+    assert ranked(shop, query)[0] == "shop/coupons.py"
+
+
+def test_a_stack_trace_names_the_file(shop: IndexStore) -> None:
+    query = ("The coupon expiry date handling breaks the cart when it is empty:\n\n"
+             "Traceback (most recent call last):\n"
+             '  File "/home/me/venv/lib/python3.11/site-packages/shop/cart.py", line 14, in total\n'
+             "ZeroDivisionError: division by zero\n")
+    assert ranked(shop, query)[0] == "shop/cart.py"
+
+
+def test_a_dotted_module_path_names_the_file(shop: IndexStore) -> None:
+    assert ranked(shop, "coupon expiry date handling is wrong since shop.pricing changed")[0] == "shop/pricing.py"
+
+
+def test_a_name_written_as_code_points_at_its_definition(shop: IndexStore) -> None:
+    query = "Prices are rounded down: `round_price(2.5)` gives 2, the docs say 3. Coupon expiry date is fine."
+    files = ranked(shop, query)
+    assert files[0] == "shop/pricing.py"
+    # The test and the doc repeat the name and the numbers; they rank below, but still rank.
+    assert {"tests/test_pricing.py", "docs/pricing.md"} <= set(files[1:])
+
+
+def test_each_file_once_with_its_best_chunk(shop: IndexStore) -> None:
+    hits = rank_files(shop, "the price after the coupon expiry date", k=3, mode="fts")
+    assert len(hits) == 3 and len({h.path for h in hits}) == 3
+    coupons = next(h for h in hits if h.path == "shop/coupons.py")
+    assert coupons.start_line > 1 and coupons.symbol, coupons
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_query_evidence_is_read_from_issue_text() -> None:
+    text = ('see `Cart.total()` and shop.pricing\n```\n>>> cart.add("x", 1)\n```\n'
+            '  File "C:\\venv\\shop\\cart.py", line 3\nthe price is wrong on README.md.')
+    assert path_mentions(text) == ["C:/venv/shop/cart.py", "README.md"]
+    assert "shop.pricing" in dotted_names(text)
+    names = code_names(text)
+    assert {"Cart", "total", "add"} <= set(names) and "wrong" not in names and "price" not in names
+
+
+def test_search_files_on_the_command_line(shop: IndexStore, make_repo: Callable[..., Path]) -> None:
+    root = make_repo(SHOP)
+    update_index(root, load_settings(root))
+    result = CliRunner().invoke(cli, ["search", "--files", "--json", "-k", "2", "-C", str(root), "--mode", "fts",
+                                      "coupon expiry date handling"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    files = json.loads(result.output)["files"]
+    assert [f["path"] for f in files][0] == "shop/coupons.py" and len(files) == 2
+    assert {"path", "score", "start_line", "end_line", "symbol"} <= set(files[0])
