@@ -68,12 +68,13 @@ def _print_index_summary(summary: Any) -> None:
 @click.option("--mode", type=click.Choice(["hybrid", "fts", "vector"]), default="hybrid", show_default=True)
 @click.option("--path", "path_glob", help="Only paths matching this glob (e.g. 'src/**/*.py').")
 @click.option("--lang", "language", help="Only this language (e.g. python).")
+@click.option("--files", "by_file", is_flag=True, help="Rank files, not chunks (which files is this about?).")
 @repo_option
 @json_option
 @handle_errors()
-def search(query: str, k: int, mode: str, path_glob: str | None, language: str | None, repo: Path | None,
-           as_json: bool) -> None:
-    """Search the index: ranked chunks with path:line."""
+def search(query: str, k: int, mode: str, path_glob: str | None, language: str | None, by_file: bool,
+           repo: Path | None, as_json: bool) -> None:
+    """Search the index: ranked chunks with path:line (or, with --files, ranked files)."""
     from .index.store import IndexStore
     from .retrieve.search import cut_notice
     from .retrieve.search import search as run_search
@@ -82,6 +83,10 @@ def search(query: str, k: int, mode: str, path_glob: str | None, language: str |
     notice = cut_notice(query)
     if notice:
         click.echo(f"notice: {notice}", err=True)
+    if by_file:
+        _search_files(IndexStore.open(settings.index_path(root)), query, k, mode, path_glob, language,
+                      settings.embedding_model, as_json)
+        return
     hits = run_search(IndexStore.open(settings.index_path(root)), query, k=k, mode=mode, path_glob=path_glob,
                       language=language, embedding_model=settings.embedding_model)
     if as_json:
@@ -92,6 +97,22 @@ def search(query: str, k: int, mode: str, path_glob: str | None, language: str |
                   f"[dim]{hit.score:.4f}[/]")
         for line in hit.text.splitlines()[:3]:
             out.print(f"      {line[:120]}", markup=False)
+    if not hits:
+        out.print("no results")
+
+
+def _search_files(store: Any, query: str, k: int, mode: str, path_glob: str | None, language: str | None,
+                  embedding_model: str, as_json: bool) -> None:
+    from .retrieve.files import rank_files
+
+    hits = rank_files(store, query, k=k, mode=mode, path_glob=path_glob, language=language,
+                      embedding_model=embedding_model)
+    if as_json:
+        emit_json({"query": query, "mode": mode, "files": [asdict(h) for h in hits]})
+        return
+    for rank, hit in enumerate(hits, 1):
+        out.print(f"[bold]{rank:2d}. {escape(shown(hit.path))}[/]  [dim]{hit.score:.4f}[/]  "
+                  f"{escape(shown(hit.location()))} {escape(hit.symbol)}")
     if not hits:
         out.print("no results")
 
