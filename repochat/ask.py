@@ -6,6 +6,7 @@ store where it can. Retrieval mode fills a budget with the retrieval module's ex
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,18 +16,23 @@ from .config import Settings
 from .engine.context import LlamaModel
 from .engine.models import resolve_model
 from .engine.pagestore import PageStore, chain_keys
-from .engine.planner import Plan, context_bucket
+from .engine.planner import Plan, answers_whole, best_retrieval_tokens, context_bucket, make_plan
+from .engine.throughput import describe_seconds, estimate_prefill_seconds
 from .engine.session import Engine, Generation, PrefixStats, cache_identity, split_pages
 from .errors import ConfigError, EngineError
+from .lookup import lookup_answer
+from .pick import answer_with_pick, pick_for
 from .prompt import Prompt, Prompter
 from .references import Reference, answer_references
 from .render import check_citations
+from .translate import search_query
 from .repo.walk import INVALID_IGNORE_LINE, WalkResult
-from .repository import Repository, load_repository, plan_whole
+from .repository import Repository, estimated_tokens, load_repository, plan_whole
 from .sources import Trailer, add_sources, candidate_spans
 
 TextSink = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
+log = logging.getLogger("repochat.ask")
 MAX_QUESTION_CHARS = 32_000  # a long pasted issue with its stack trace fits; megabytes of text are a mistake
 
 
@@ -50,6 +56,12 @@ def ask(root: Path, question: str, settings: Settings, effort: str = "auto", on_
         raise ConfigError("the question is empty")
     if len(question) > MAX_QUESTION_CHARS:  # checked before anything reads it: planning looks up names in it
         raise ConfigError(f"the question is too long: {len(question):,} characters (at most {MAX_QUESTION_CHARS:,})")
+    if effort != "high":  # a lookup ("where is X defined", "who calls X") is answered from the index, no model
+        answered = lookup_answer(root, question, settings)
+        if answered is not None:
+            if on_text:
+                on_text(answered.answer)
+            return answered
     repo = load_repository(root, settings)
     own_engine = engine is None
     if engine is None:
@@ -65,14 +77,15 @@ def _answer(repo: Repository, question: str, settings: Settings, effort: str, en
             on_text: TextSink | None, on_progress: Progress | None, started: float) -> AskResult:
     prompter = Prompter(engine.model, engine.model_path)
     question_tokens = prompter.question(question, cite=not settings.sources)
-    plan, prompt = _plan_prompt(repo, question, settings, effort, engine.model_path, prompter)
+    plan, prompt, notices = _plan_prompt(repo, question, settings, effort, engine, prompter)
     needed = len(prompt.tokens) + len(question_tokens) + settings.max_answer_tokens
     if needed > plan.context_limit:
         raise ConfigError(f"the question is too long: {needed:,} tokens needed, context limit {plan.context_limit:,}")
     engine.ensure_context(max(plan.context, context_bucket(needed, plan.context_limit)))
     store = PageStore(Path(settings.cache_dir), engine.identity, settings.kv_cache_size)
     stats = engine.load_prefix(split_pages(prompt.tokens, settings.page_tokens), store, on_progress)
-    generation = engine.generate(question_tokens, len(prompt.tokens), settings.max_answer_tokens, on_text)
+    stats.notices[:0] = notices
+    generation = _generate(question, question_tokens, prompt, settings, engine, on_text)
     rendered = {f.path: f.text for f in repo.files}
     references = answer_references(generation.text, repo.root, prompt, rendered)
     trailer = _sources(repo, plan, prompt, engine, generation, references, on_text) if settings.sources else None
@@ -81,6 +94,16 @@ def _answer(repo: Repository, question: str, settings: Settings, effort: str, en
     coverage["sources_tokens"] = trailer.tokens if trailer else 0
     return AskResult(question, answer, check_citations(answer, prompt.shown), coverage,
                      [asdict(r) for r in references])
+
+
+def _generate(question: str, question_tokens: list[int], prompt: Prompt, settings: Settings, engine: Engine,
+              on_text: TextSink | None) -> Generation:
+    """The answer: a question asking *which* definition or file starts with the model's pick among the candidates
+    shown (repochat.pick); any other is answered freely."""
+    pick = pick_for(question, prompt) if settings.pick else None
+    if pick is not None:
+        return answer_with_pick(engine, question_tokens, len(prompt.tokens), pick, settings.max_answer_tokens, on_text)
+    return engine.generate(question_tokens, len(prompt.tokens), settings.max_answer_tokens, on_text)
 
 
 def _sources(repo: Repository, plan: Plan, prompt: Prompt, engine: Engine, generation: Generation,
@@ -124,19 +147,53 @@ def _skipped(walked: WalkResult) -> int:
     return sum(len(paths) for reason, paths in walked.skipped.items() if reason != INVALID_IGNORE_LINE)
 
 
-def _plan_prompt(repo: Repository, question: str, settings: Settings, effort: str, model_path: Path,
-                 prompter: Prompter) -> tuple[Plan, Prompt]:
-    """The plan and the cacheable prefix for it: the whole repository when it fits, else retrieved excerpts."""
+def _plan_prompt(repo: Repository, question: str, settings: Settings, effort: str, engine: Engine,
+                 prompter: Prompter) -> tuple[Plan, Prompt, list[str]]:
+    """The plan, the cacheable prefix for it (the whole repository, else retrieved excerpts) and notices about it.
+
+    A whole-repository prefill this machine is estimated to need more than interactive_prefill_s for (the pages
+    not cached yet) is not started unasked: auto answers from retrieval instead, high says what it will cost."""
+    model_path = engine.model_path
+    notices: list[str] = []
+    if effort == "auto" and not answers_whole(model_path):  # checked first: tokenizing a large repository costs
+        estimate = estimated_tokens(repo, prompter)
+        if estimate > best_retrieval_tokens(model_path, settings):  # a smaller repository goes in whole
+            refused = "this model answers better from a retrieved context (--effort high puts the whole repository in)"
+            plan = make_plan(model_path, estimate, settings, effort, whole_refused=refused)
+            return plan, _retrieval_prompt(repo.root, question, settings, plan, engine, prompter), notices
     plan, whole = plan_whole(repo, prompter, model_path, settings, effort, remember=True)
-    return plan, whole if whole is not None else _retrieval_prompt(repo.root, question, settings, plan, prompter)
+    seconds = _cold_prefill_seconds(whole, model_path, settings) if whole is not None else None
+    if seconds is not None and settings.interactive_prefill_s and seconds > settings.interactive_prefill_s:
+        cost = f"prefill of the whole repository would take about {describe_seconds(seconds)} on this machine"
+        if effort == "auto":
+            plan, whole = make_plan(model_path, plan.repo_tokens, settings, effort, whole_refused=cost), None
+            notices.append(f"{cost}: answered from retrieval (--effort high puts it in; later questions reuse it)")
+        else:
+            notices.append(f"{cost}; later questions reuse it")
+        log.warning("%s", notices[-1])  # before the prefill starts, not only in the coverage line after it
+    prompt = whole if whole is not None else _retrieval_prompt(repo.root, question, settings, plan, engine, prompter)
+    return plan, prompt, notices
 
 
-def _retrieval_prompt(root: Path, question: str, settings: Settings, plan: Plan, prompter: Prompter) -> Prompt:
+def _cold_prefill_seconds(prompt: Prompt, model_path: Path, settings: Settings) -> float | None:
+    """Estimated seconds to prefill the pages of ``prompt`` that the page store does not hold; None if this machine
+    has not measured a prefill of this model yet."""
+    pages = split_pages(prompt.tokens, settings.page_tokens)
+    identity = cache_identity(model_path, settings)
+    cached = PageStore(Path(settings.cache_dir), identity, settings.kv_cache_size).present_run(
+        chain_keys(identity, pages))
+    done = sum(len(page) for page in pages[:cached])
+    return estimate_prefill_seconds(settings, model_path, len(prompt.tokens) - done, start=done)
+
+
+def _retrieval_prompt(root: Path, question: str, settings: Settings, plan: Plan, engine: Engine,
+                      prompter: Prompter) -> Prompt:
+    """Retrieved excerpts for the question (searched in English: a question in another language is translated)."""
     try:
         from .retrieve.context import retrieval_context
     except ImportError as exc:
         raise EngineError("the repository does not fit in the context and retrieval is not available") from exc
-    excerpts = retrieval_context(root, settings, question, plan.retrieval_tokens)
+    excerpts = retrieval_context(root, settings, search_query(engine, question), plan.retrieval_tokens)
     return prompter.excerpts(excerpts, plan.retrieval_tokens + len(prompter.head))
 
 
@@ -150,6 +207,8 @@ def status_plan(root: Path, settings: Settings) -> dict[str, Any]:
     finally:
         vocabulary.close()
     report: dict[str, Any] = {"model": str(model_path), **plan.as_dict()}
+    if plan.mode == "whole" and not answers_whole(model_path):  # the plan of --effort high and of review
+        report["ask_auto"] = "retrieval: this model answers better from a retrieved context"
     if prompt is not None:
         identity = cache_identity(model_path, settings)
         keys = chain_keys(identity, split_pages(prompt.tokens, settings.page_tokens))

@@ -230,6 +230,9 @@ def _print_references(references: list[dict[str, Any]]) -> None:
 
 
 def _print_coverage(coverage: dict[str, Any]) -> None:
+    if coverage["mode"] == "lookup":  # no model ran: the tokens and the cache are beside the point
+        out.print(f"[dim]{coverage['plan']} in {coverage['total_s']:.2f}s[/]")
+        return
     files = (f"{coverage['files_in_context']} files in context" if coverage["mode"] == "whole"
              else f"{coverage['files_retrieved']} files retrieved")
     if coverage.get("files_appended"):

@@ -50,6 +50,15 @@ class Settings:
     # end each answer with "Sources:" and 1-3 citations the model picks among the spans in the context (a grammar
     # allows nothing else), so every answer cites something valid; a few more decode steps (repochat.sources)
     sources: bool = True
+    # a question asking which function or which files starts its answer with the model's pick among the candidates
+    # retrieved (a grammar allows nothing else), then goes on freely (repochat.pick)
+    pick: bool = True
+    # tokens of retrieved context in retrieval mode; 0 = the size the answer benchmark says the model answers best
+    # with, cut to what this machine prefills within interactive_prefill_s (engine/planner.py)
+    retrieval_tokens: int = 0
+    # --effort auto: a whole-repository or retrieval prefill estimated to take longer than this is not started
+    # unasked (the prefill speed measured on this machine, engine/throughput.py); 0 = no limit
+    interactive_prefill_s: float = 30.0
     fail_on: str = "error"  # review: error, warning, info or never
     review_skip: tuple[str, ...] = ()  # review: gitignore-style patterns of paths not to review
     max_diff_lines: int = 2000  # review: above this, only the most important files are reviewed
@@ -72,7 +81,8 @@ _SIZE_KEYS = {"max_file_size", "memory", "kv_cache_size"}
 _SHARE_KEYS = {"max_stale_share"}  # fractions of a whole: 0 to 1
 # The smallest value each number may take (a page of fewer tokens than a short line is a mistake, not a choice).
 _MINIMUMS = {"max_file_size": 1, "memory": 0, "ctx": 0, "page_tokens": 16, "kv_cache_size": 0, "gpu_layers": -1,
-             "threads": 0, "max_answer_tokens": 1, "max_diff_lines": 1, "review_whole_max_prefill": 0}
+             "threads": 0, "max_answer_tokens": 1, "max_diff_lines": 1, "review_whole_max_prefill": 0,
+             "retrieval_tokens": 0, "interactive_prefill_s": 0}
 CHOICES = {"kv_type": ("f16", "q8_0", "q4_0"), "fail_on": ("error", "warning", "info", "never"),
            "cpu_extra_buffers": ("auto", "on", "off")}
 

@@ -5,6 +5,7 @@ same files.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -19,11 +20,19 @@ APPENDED_HEADING = ("=== Files changed since: where a file appears again below, 
                     "and the earlier copies are out of date ===\n\n")
 
 
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+# The instruction after the question, in the question's language: the model answered a Japanese question in English
+# when told only "Give the answer."
+ANSWER_INSTRUCTIONS = {"en": "Give the answer.", "ja": "日本語で答えてください。"}
+
+
 class ExcerptLike(Protocol):
     path: str
     start_line: int
     end_line: int
     text: str
+    symbol: str  # the definition it holds ("" for other lines)
+    kind: str  # its index kind (function, class, ...; "map" for the repository map)
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,12 @@ class Prompt:
     shown: ShownLines = field(default_factory=ShownLines)
     paths: list[str] = field(default_factory=list)  # files (at least partly) in the context, in order
     appended: int = 0  # whole repository: files appended after the remembered layout (changed or removed)
+    excerpts: list[ExcerptLike] = field(default_factory=list)  # retrieval: the excerpts shown, in order
+
+
+def question_language(question: str) -> str:
+    """"ja" for a question written in Japanese (any kana or kanji), else "en"."""
+    return "ja" if _JAPANESE.search(question) else "en"
 
 
 def deletion_notice(path: str) -> RenderedFile:
@@ -78,8 +93,10 @@ class Prompter:
         """The part after the cached prefix; the citation reminder sits next to the question, where a small model
         still pays attention to it. Without it (``cite`` False: repochat.sources adds the citations) the model no
         longer copies the example path as its source."""
-        reminder = "Give the answer, then the source as file:line-line (for example src/example.py:10-12)."
-        text = f"Question: {question.strip()}\n" + (reminder if cite else "Give the answer.")
+        instruction = ANSWER_INSTRUCTIONS[question_language(question)]
+        if cite:
+            instruction += " Then the source as file:line-line (for example src/example.py:10-12)."
+        text = f"Question: {question.strip()}\n{instruction}"
         return self.content(text) + self.tail
 
     def whole(self, files: list[RenderedFile], appended: Sequence[RenderedFile] = ()) -> Prompt:
@@ -106,6 +123,7 @@ class Prompter:
             if len(prompt.tokens) + len(tokens) > max_tokens:
                 continue  # a smaller excerpt further down may still fit
             prompt.tokens.extend(tokens)
+            prompt.excerpts.append(excerpt)
             prompt.shown.add(excerpt.path, excerpt.start_line, excerpt.start_line + max(line_count(excerpt.text), 1) - 1)
             if excerpt.path not in prompt.paths:
                 prompt.paths.append(excerpt.path)

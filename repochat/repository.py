@@ -65,6 +65,11 @@ def _admissible(overrides: Mapping[str, str | None], walked: WalkResult, setting
             and len(text.encode("utf-8", "replace")) <= settings.max_file_size]
 
 
+def estimated_tokens(repo: Repository, prompter: Prompter) -> int:
+    """The whole-repository prefix's size by the tiktoken estimate (no model tokenization)."""
+    return len(prompter.head) + sum(count_tokens_batch([f.text for f in repo.files]))
+
+
 def plan_whole(repo: Repository, prompter: Prompter, model_path: Path, settings: Settings, effort: str,
                extra_tokens: int = 0, remember: bool = False) -> tuple[Plan, Prompt | None]:
     """The plan, and the whole-repository prefix when the plan puts the repository in the context (None when it

@@ -24,9 +24,10 @@ def default_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def engine_settings(cache_dir: Path, **changes: Any) -> Settings:
-    """Settings whose model is the assembled default model in cache_dir, with small pages for fast tests."""
+    """Settings whose model is the assembled default model in cache_dir, with small pages for fast tests. The
+    machine's prefill speed never decides a test's plan (interactive_prefill_s 0) unless a test asks for it."""
     base = dict(cache_dir=str(cache_dir), page_tokens=256, max_answer_tokens=48, threads=0,
-                memory=4 * 1024**3)
+                memory=4 * 1024**3, interactive_prefill_s=0)
     base.update(changes)
     return Settings(**base)
 

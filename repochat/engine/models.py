@@ -39,6 +39,11 @@ class ModelSpec:
     part_modules: tuple[str, ...] = ()  # concatenated in order, each module has get_part_path()
     assembler_module: str = ""  # alternatively a module with assemble(output_path, overwrite)
     description: str = ""
+    # What the answer benchmark (tests/bench/eval_answers.py) measured for this model: whether it answers better with
+    # the whole repository in the context than with a retrieved one (--effort auto puts the repository in only
+    # then), and the retrieved context it answers best with.
+    answers_whole: bool = False
+    retrieval_tokens: int = 4096
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -87,6 +92,11 @@ def models_dir(settings: Settings) -> Path:
 
 def find_spec(name: str) -> ModelSpec | None:
     return next((spec for spec in REGISTRY if spec.name == name), None)
+
+
+def spec_for_path(path: Path) -> ModelSpec | None:
+    """The registry entry of a model file (by its name), None for a model given by path."""
+    return next((spec for spec in REGISTRY if spec.filename == path.name), None)
 
 
 def spec_installed(spec: ModelSpec) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 from ..config import Settings
 from ..errors import ConfigError, ModelError
 from .gguf import GGUFInfo, read_gguf
+from .models import spec_for_path
 
 # bytes per element of each KV cache type (q8_0: 32 values in 34 bytes, q4_0: 32 in 18)
 KV_TYPE_BYTES: dict[str, float] = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
@@ -25,7 +26,8 @@ SWA_FULL = True
 FREE_RAM_SHARE = 0.6  # default budget: this share of MemAvailable
 PROMPT_ROOM = 512  # tokens for the chat scaffolding and the question
 LOW_EFFORT_TOKENS = 4096  # retrieval context at --effort low
-AUTO_RETRIEVAL_TOKENS = 8192  # retrieval context at --effort auto: prefill on CPU is slow beyond this
+UNKNOWN_MODEL_RETRIEVAL_TOKENS = 8192  # retrieval context at --effort auto for a model the benchmark has not seen
+MIN_RETRIEVAL_TOKENS = 1024  # a slow machine still gets a few definitions
 MIN_CONTEXT = 2048
 _COMPUTE_OVERHEAD = 256 * 1024**2  # compute buffers, batch, logits
 UBATCH = 512  # tokens per llama.cpp micro-batch (the context's n_batch = n_ubatch)
@@ -161,8 +163,11 @@ def context_bucket(tokens: int, limit: int) -> int:
     return min(size, limit)
 
 
-def make_plan(model_path: Path, repo_tokens: int, settings: Settings, effort: str = "auto") -> Plan:
-    """Decide how a question will be answered for a repository of ``repo_tokens`` tokens."""
+def make_plan(model_path: Path, repo_tokens: int, settings: Settings, effort: str = "auto",
+              whole_refused: str = "") -> Plan:
+    """Decide how a question will be answered for a repository of ``repo_tokens`` tokens: the whole repository when
+    it fits (unless low, or the caller refuses it, saying why in ``whole_refused``), else retrieval. auto retrieves
+    the context size the model answers best with, cut to what this machine prefills in interactive_prefill_s."""
     if effort not in ("low", "auto", "high"):
         raise ConfigError(f"unknown effort {effort!r} (use low, auto or high)")
     info = read_gguf(model_path)
@@ -185,15 +190,61 @@ def make_plan(model_path: Path, repo_tokens: int, settings: Settings, effort: st
                 budget_bytes=budget, model_bytes=model_bytes, context_limit=limit,
                 answer_tokens=settings.max_answer_tokens, kv_type=settings.kv_type)
     whole_fits = repo_tokens + room <= limit
-    if effort != "low" and whole_fits:
+    if effort != "low" and whole_fits and not whole_refused:
         return Plan(mode="whole", context=context_bucket(repo_tokens + room, limit),
                     reason=f"repository ({repo_tokens:,} tokens) fits in {limit:,} tokens of context", **base)
-    retrieval = {"low": LOW_EFFORT_TOKENS, "auto": AUTO_RETRIEVAL_TOKENS, "high": limit}[effort]
+    retrieval = limit if effort == "high" else retrieval_tokens(model_path, settings, effort)
     context = max(min(retrieval + room, limit), min(MIN_CONTEXT, limit))
-    reason = ("--effort low: retrieval with a small context" if effort == "low" else
-              f"repository ({repo_tokens:,} tokens) does not fit in {limit:,} tokens of context "
-              f"(model {model_context:,}, memory {_gib(budget)})")
+    if effort == "low":
+        reason = "--effort low: retrieval with a small context"
+    elif not whole_fits:
+        reason = (f"repository ({repo_tokens:,} tokens) does not fit in {limit:,} tokens of context "
+                  f"(model {model_context:,}, memory {_gib(budget)})")
+    else:
+        reason = f"repository ({repo_tokens:,} tokens) fits, but {whole_refused}"
     return Plan(mode="retrieval", context=context, retrieval_tokens=max(context - room, 256), reason=reason, **base)
+
+
+def answers_whole(model_path: Path) -> bool:
+    """Whether the model answers better with the whole repository in the context than with a retrieved one: a
+    registry model as the answer benchmark measured, a model given by path is trusted to use long contexts."""
+    spec = spec_for_path(model_path)
+    return spec.answers_whole if spec else True
+
+
+def retrieval_tokens(model_path: Path, settings: Settings, effort: str) -> int:
+    """Retrieved context for effort low or auto: the setting, else (low) a small context, else (auto) the size the
+    model answers best with, as much of it as this machine prefills within interactive_prefill_s."""
+    if effort == "low" and not settings.retrieval_tokens:
+        return LOW_EFFORT_TOKENS
+    best = best_retrieval_tokens(model_path, settings)
+    return best if settings.retrieval_tokens else max(MIN_RETRIEVAL_TOKENS,
+                                                      prefillable_tokens(model_path, settings, best))
+
+
+def best_retrieval_tokens(model_path: Path, settings: Settings) -> int:
+    """The retrieved context the model answers best with (the answer benchmark), or the setting."""
+    spec = spec_for_path(model_path)
+    return settings.retrieval_tokens or (spec.retrieval_tokens if spec else UNKNOWN_MODEL_RETRIEVAL_TOKENS)
+
+
+def prefillable_tokens(model_path: Path, settings: Settings, most: int) -> int:
+    """The most tokens (up to ``most``) a cold prefill finishes within interactive_prefill_s by this machine's
+    measured speed; ``most`` when nothing is measured yet or the setting is 0 (no limit)."""
+    from .throughput import cost_model
+
+    speed = cost_model(settings, model_path)
+    limit = settings.interactive_prefill_s
+    if speed is None or not limit or speed.seconds(most, 0) <= limit:
+        return most
+    low, high = 0, most
+    while low < high:  # the cost grows with the tokens: binary search
+        middle = (low + high + 1) // 2
+        if speed.seconds(middle, 0) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _tokens_affordable(shape: KVShape, kv_type: str, scratch_per_token: int, kv_room: int,

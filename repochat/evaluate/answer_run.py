@@ -73,6 +73,7 @@ class AnswerOptions:
     embed: bool = True
     fresh: bool = False
     threads: int = 0
+    settings: tuple[tuple[str, str], ...] = ()  # (name, value) of settings to ask with, as in repochat.toml
 
 
 @dataclass
@@ -125,6 +126,7 @@ def _settings(tree: Path, index: Path, options: AnswerOptions, work: Path) -> Se
         overrides["max_answer_tokens"] = options.max_answer_tokens
     if options.threads:
         overrides["threads"] = options.threads
+    overrides.update(options.settings)
     return load_settings(tree, overrides)
 
 

@@ -30,6 +30,8 @@ class Excerpt:
     start_line: int
     end_line: int
     text: str
+    symbol: str = ""  # the definition the excerpt holds, if it is one
+    kind: str = ""  # its index kind; "map" for the repository map
 
 
 def retrieval_context(root: Path, settings: Settings, question: str, budget_tokens: int) -> list[Excerpt]:
@@ -41,13 +43,14 @@ def retrieval_context(root: Path, settings: Settings, question: str, budget_toke
     map_budget = min(MAP_TOKENS, budget_tokens // MAP_SHARE)
     chosen = _fit(candidates, budget_tokens - map_budget)
     overview = repo_map_excerpt(store, {h.path for h in chosen}, map_budget)
-    return ([overview] if overview else []) + [Excerpt(h.path, h.start_line, h.end_line, h.text) for h in chosen]
+    return ([overview] if overview else []) + [Excerpt(h.path, h.start_line, h.end_line, h.text, h.symbol, h.kind)
+                                             for h in chosen]
 
 
 def repo_map_excerpt(store: IndexStore, focus: set[str], max_tokens: int) -> Excerpt | None:
     """The most important definitions, ranked towards the retrieved files: where the excerpts sit in the whole."""
     text, _used = render_map(rank_definitions(store, focus_paths=focus), max_tokens)
-    return Excerpt(MAP_PATH, 1, text.count("\n") + 1, text) if text else None
+    return Excerpt(MAP_PATH, 1, text.count("\n") + 1, text, kind="map") if text else None
 
 
 def _fit(candidates: list[SearchHit], budget_tokens: int) -> list[SearchHit]:

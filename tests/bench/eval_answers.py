@@ -2,7 +2,7 @@
 
     python tests/bench/eval_answers.py CASES.jsonl [more.jsonl ...] [--effort low --effort high] [--model NAME]
         [--suite needle-docstring] [--package NAME] [--id ID] [--sample N --seed S] [--limit N] [--max-repo-tokens N]
-        [--max-answer-tokens N] [--json-out FILE] [--work DIR] [--no-embed] [--fresh]
+        [--max-answer-tokens N] [--set NAME=VALUE] [--json-out FILE] [--work DIR] [--no-embed] [--fresh]
 
 Needle cases are asked "Which function or method does the following: '<docstring>'? Name it and its file." about a
 copy with the docstrings removed; file-localization cases "Which files would need to change to resolve this
@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="ask each case about a small repository of about N tokens around its file")
     parser.add_argument("--max-answer-tokens", type=int, default=0, help="cap answers (default: the setting)")
     parser.add_argument("--threads", type=int, default=0, help="model threads (default: the setting)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="ask with this setting (as in repochat.toml, e.g. retrieval_tokens=2048; repeatable)")
     parser.add_argument("--json-out", type=Path, help="write the summary and per-case rows (with answers) here")
     parser.add_argument("--work", type=Path, default=default_work_dir(), help="cache of sources and indexes")
     parser.add_argument("--no-embed", action="store_true", help="no vectors: retrieval by full-text search only")
@@ -64,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     options = AnswerOptions(work=args.work.expanduser(), efforts=tuple(dict.fromkeys(args.effort or ["auto"])),
                             models=tuple(dict.fromkeys(args.model or ["default"])),
                             max_repo_tokens=args.max_repo_tokens, max_answer_tokens=args.max_answer_tokens,
-                            embed=not args.no_embed, fresh=args.fresh, threads=args.threads)
+                            embed=not args.no_embed, fresh=args.fresh, threads=args.threads,
+                            settings=tuple(_setting(parser, text) for text in args.set))
     started = time.monotonic()
     rows = []
     skipped: dict[str, str] = {}
@@ -94,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
                   "summary": summary(rows), "skipped": skipped, "rows": [row.as_dict() for row in rows]}
         args.json_out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0
+
+
+def _setting(parser: argparse.ArgumentParser, text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
+        parser.error(f"--set takes NAME=VALUE, not {text!r}")
+    return name.strip(), value.strip()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,133 @@
+"""The listwise pick (repochat.pick): which questions get one, what it may choose, and real answers that start with it.
+
+The question-kind table is pure logic; the answers come from the real default model over a real git repository and a
+real full-text index, asked at --effort low so the candidates are retrieved excerpts.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from engine_support import default_model_path, engine_settings, make_repo
+from repochat.ask import ask
+from repochat.engine.grammar import GrammarSampler
+from repochat.engine.session import Engine
+from repochat.pick import WORDINGS, Pick, definition_choices, file_choices, pick_grammar, question_kind
+from repochat.prompt import Prompt, question_language
+from repochat.retrieve.context import MAP_PATH, Excerpt
+from repochat.translate import search_query
+
+FILES = {
+    "shop/pricing.py": (
+        '"""Prices."""\n\n\ndef apply_discount(price: float, percent: float) -> float:\n'
+        "    return round(price * (1 - percent / 100), 2)\n\n\n"
+        "def add_tax(price: float, rate: float = 0.2) -> float:\n    return round(price * (1 + rate), 2)\n"),
+    "shop/cart.py": (
+        '"""The shopping cart."""\n\nfrom .pricing import add_tax\n\n\nclass Cart:\n'
+        "    def __init__(self):\n        self.items = []\n\n"
+        "    def add(self, name: str, price: float) -> None:\n        self.items.append((name, price))\n\n"
+        "    def total(self) -> float:\n        return add_tax(sum(price for _name, price in self.items))\n"),
+    "shop/shipping.py": (
+        '"""Shipping."""\n\n\ndef shipping_cost(weight_kg: float) -> float:\n'
+        "    return 4.99 if weight_kg < 2 else 4.99 + (weight_kg - 2) * 1.5\n"),
+    "README.md": "# shop\n\nA tiny shop: a cart, prices with discounts and tax, shipping by weight.\n",
+}
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("Which function or method does the following: 'Return the price after tax'? Name it and its file.",
+     "definition"),
+    ("What class holds the items of a cart?", "definition"),
+    ("Which files would need to change to resolve this issue? Tax is applied twice.", "files"),
+    ("In which file is the cart defined?", "file"),
+    ("Which file defines the cart?", "file"),
+    ("税金を加える関数はどれですか？", "definition"),
+    ("どのクラスがカートの商品を保持しますか？", "definition"),
+    ("この問題を解決するにはどのファイルを変更する必要がありますか？", "files"),
+    ("How is shipping priced?", None),
+    ("What type does total return?", None),
+])
+def test_question_kind_follows_the_wording(question: str, kind: str | None) -> None:
+    assert question_kind(question) == kind
+
+
+def test_japanese_is_told_apart_from_english() -> None:
+    assert question_language("カートの合計は？") == "ja" and question_language("What is the cart total?") == "en"
+
+
+def _prompt(*excerpts: Excerpt) -> Prompt:
+    prompt = Prompt([])
+    prompt.excerpts.extend(excerpts)
+    return prompt
+
+
+def test_choices_are_the_definitions_and_files_shown_in_retrieval_order() -> None:
+    prompt = _prompt(Excerpt(MAP_PATH, 1, 3, "map", kind="map"),
+                     Excerpt("shop/cart.py", 6, 15, "class Cart: ...", "Cart", "class"),
+                     Excerpt("README.md", 1, 3, "# shop", "", "text"),
+                     Excerpt("shop/pricing.py", 8, 9, "def add_tax", "add_tax", "function"))
+    english = [c.text for c in definition_choices(prompt, WORDINGS["en"])]
+    assert english == ["`Cart` in shop/cart.py", "`add_tax` in shop/pricing.py"]
+    assert [c.path for c in file_choices(prompt, WORDINGS["en"])] == ["shop/cart.py", "README.md", "shop/pricing.py"]
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory):
+    model_path = default_model_path(tmp_path_factory)
+    settings = engine_settings(tmp_path_factory.mktemp("unused"), model=str(model_path), threads=1)
+    with Engine(model_path, settings) as loaded:
+        yield loaded
+
+
+@pytest.fixture(scope="module")
+def shop(engine: Engine, tmp_path_factory: pytest.TempPathFactory):
+    base = tmp_path_factory.mktemp("shop")
+    repo = make_repo(base / "repo", FILES)
+    settings = engine_settings(base / "cache", model=str(engine.model_path), threads=1, embeddings=False,
+                               index_dir=str(base / "index"), max_answer_tokens=40)
+    return repo, settings
+
+
+def test_llama_cpp_accepts_the_pick_grammar(engine: Engine) -> None:
+    choices = definition_choices(_prompt(Excerpt("a b/c.py", 1, 2, "x", 'say "hi"', "function"),
+                                         Excerpt("d.py", 1, 2, "y", "run", "method")), WORDINGS["en"])
+    GrammarSampler(engine.model, pick_grammar(Pick(choices, 3, ", which"))).close()  # raises if it does not parse
+
+
+def test_which_function_answer_starts_with_the_best_ranked_definition(engine: Engine, shop) -> None:
+    repo, settings = shop
+    result = ask(repo, "Which function computes the price after a percentage discount?", settings, engine=engine,
+                 effort="low")
+    assert result.coverage["mode"] == "retrieval"
+    first = re.match(r"`(\w+)` in (\S+),", result.answer)
+    assert first, result.answer
+    assert first.group(1) == "apply_discount" and first.group(2) == "shop/pricing.py", result.answer
+    assert result.references and result.references[0]["symbol"] == "apply_discount"
+
+
+def test_which_files_answer_names_files_that_were_retrieved(engine: Engine, shop) -> None:
+    repo, settings = shop
+    result = ask(repo, "Which files would need to change to charge shipping by volume instead of weight?", settings,
+                 engine=engine, effort="low")
+    named = re.findall(r"`([^`]+)`", result.answer.split(". ", 1)[0])
+    assert 1 <= len(named) <= 3 and named[0] == "shop/shipping.py", result.answer
+    assert all(path in FILES for path in named)
+
+
+def test_a_japanese_question_is_answered_in_japanese(engine: Engine, shop) -> None:
+    repo, settings = shop
+    result = ask(repo, "カートの合計はどのように計算されますか？", settings, engine=engine, effort="low")
+    body = result.answer.split("Sources:", 1)[0]
+    assert re.search(r"[\u3040-\u30ff]", body), result.answer  # kana: Japanese, not English or Chinese
+
+
+def test_a_japanese_question_is_searched_in_english_and_picks_the_right_function(engine: Engine, shop) -> None:
+    repo, settings = shop
+    assert search_query(engine, "What is in the cart?") == "What is in the cart?"  # English: used as asked
+    english = search_query(engine, "割引後の価格を計算する関数はどれですか？")
+    assert re.search(r"discount", english, re.I) and not re.search(r"[\u3040-\u30ff]", english), english
+    result = ask(repo, "割引後の価格を計算する関数はどれですか？", settings, engine=engine, effort="low")
+    assert result.answer.startswith("`apply_discount`（shop/pricing.py）は、"), result.answer
