@@ -184,7 +184,8 @@ def status(repo: Path | None, as_json: bool) -> None:
 @cli.command()
 @click.argument("question")
 @click.option("--effort", type=click.Choice(["low", "auto", "high"]), default="auto", show_default=True,
-              help="low: retrieval with a small context; high: whole repository (or the largest budget).")
+              help="low: retrieval with a small context; auto: a lookup from the index, else what the model answers "
+                   "best with within ~30 s of prefill; high: whole repository (or the largest budget).")
 @click.option("--max-tokens", "max_answer_tokens", type=int, help="Longest answer, in tokens.")
 @model_options
 @repo_option

@@ -90,15 +90,18 @@ def pick_for(question: str, prompt: Prompt) -> Pick | None:
 
 
 def definition_choices(prompt: Prompt, wording: Wording) -> list[Choice]:
-    """Definitions among the excerpts shown, in retrieval order."""
-    found = [Choice(wording.definition.format(symbol=e.symbol, path=e.path), e.path) for e in prompt.excerpts
+    """Definitions among the excerpts shown, best search rank first (the context puts the definitions the question
+    names first, and a test named after the function would then lead)."""
+    ranked = sorted(prompt.excerpts, key=lambda e: e.rank)  # stable: unranked ones keep the context's order
+    found = [Choice(wording.definition.format(symbol=e.symbol, path=e.path), e.path) for e in ranked
              if e.symbol and e.kind in NAMED_KINDS and "`" not in e.symbol]
     return list(dict.fromkeys(found))[:MAX_CHOICES]
 
 
 def file_choices(prompt: Prompt, wording: Wording) -> list[Choice]:
-    """Files the excerpts come from, in retrieval order (not the repository map, which is not a file)."""
-    paths = dict.fromkeys(e.path for e in prompt.excerpts if e.kind != "map" and "`" not in e.path)
+    """Files the excerpts come from, best search rank first (not the repository map, which is not a file)."""
+    ranked = sorted(prompt.excerpts, key=lambda e: e.rank)
+    paths = dict.fromkeys(e.path for e in ranked if e.kind != "map" and "`" not in e.path)
     return [Choice(wording.file.format(path=path), path) for path in paths][:MAX_CHOICES]
 
 

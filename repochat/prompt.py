@@ -33,6 +33,7 @@ class ExcerptLike(Protocol):
     text: str
     symbol: str  # the definition it holds ("" for other lines)
     kind: str  # its index kind (function, class, ...; "map" for the repository map)
+    rank: int  # its place in the search ranking (lower is better)
 
 
 @dataclass(frozen=True)

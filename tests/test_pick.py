@@ -64,14 +64,18 @@ def _prompt(*excerpts: Excerpt) -> Prompt:
     return prompt
 
 
-def test_choices_are_the_definitions_and_files_shown_in_retrieval_order() -> None:
+def test_choices_are_the_definitions_and_files_shown_best_search_rank_first() -> None:
     prompt = _prompt(Excerpt(MAP_PATH, 1, 3, "map", kind="map"),
-                     Excerpt("shop/cart.py", 6, 15, "class Cart: ...", "Cart", "class"),
-                     Excerpt("README.md", 1, 3, "# shop", "", "text"),
-                     Excerpt("shop/pricing.py", 8, 9, "def add_tax", "add_tax", "function"))
+                     Excerpt("tests/test_cart.py", 1, 5, "def test_cart_total", "test_cart_total", "function"),
+                     Excerpt("shop/cart.py", 6, 15, "class Cart: ...", "Cart", "class", rank=2),
+                     Excerpt("README.md", 1, 3, "# shop", "", "text", rank=0),
+                     Excerpt("shop/pricing.py", 8, 9, "def add_tax", "add_tax", "function", rank=1))
     english = [c.text for c in definition_choices(prompt, WORDINGS["en"])]
-    assert english == ["`Cart` in shop/cart.py", "`add_tax` in shop/pricing.py"]
-    assert [c.path for c in file_choices(prompt, WORDINGS["en"])] == ["shop/cart.py", "README.md", "shop/pricing.py"]
+    assert english == ["`add_tax` in shop/pricing.py", "`Cart` in shop/cart.py",
+                       "`test_cart_total` in tests/test_cart.py"]  # named by the question only: after the ranked
+    assert [c.path for c in file_choices(prompt, WORDINGS["en"])] == [
+        "README.md", "shop/pricing.py", "shop/cart.py", "tests/test_cart.py"]
+    assert definition_choices(prompt, WORDINGS["ja"])[0].text == "`add_tax`（shop/pricing.py）"
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ SEARCH_DEPTH = 40  # hits considered; the budget usually ends the list first
 EMBED_ON_ASK_LIMIT = 400  # pending vectors computed before answering (~5 s); more are left to `repochat index`
 LINE_OVERHEAD_TOKENS = 2  # the "123|" prefix each line gets when rendered
 HEADER_TOKENS = 16
+UNRANKED = 1 << 30
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
@@ -32,19 +33,21 @@ class Excerpt:
     text: str
     symbol: str = ""  # the definition the excerpt holds, if it is one
     kind: str = ""  # its index kind; "map" for the repository map
+    rank: int = UNRANKED  # its place in the search ranking (a definition only named by the question is not in it)
 
 
 def retrieval_context(root: Path, settings: Settings, question: str, budget_tokens: int) -> list[Excerpt]:
     """A repo map of the files around the answer, then excerpts for the question, most relevant first; together
     within budget_tokens (estimated)."""
     store = fresh_index(root, settings)
-    candidates = named_definitions(store, question) + search(
-        store, question, k=SEARCH_DEPTH, embedding_model=settings.embedding_model)
+    ranked = search(store, question, k=SEARCH_DEPTH, embedding_model=settings.embedding_model)
     map_budget = min(MAP_TOKENS, budget_tokens // MAP_SHARE)
-    chosen = _fit(candidates, budget_tokens - map_budget)
+    chosen = _fit(named_definitions(store, question) + ranked, budget_tokens - map_budget)
+    rank = {(h.path, h.start_line, h.end_line): index for index, h in reversed(list(enumerate(ranked)))}
     overview = repo_map_excerpt(store, {h.path for h in chosen}, map_budget)
-    return ([overview] if overview else []) + [Excerpt(h.path, h.start_line, h.end_line, h.text, h.symbol, h.kind)
-                                             for h in chosen]
+    return ([overview] if overview else []) + [
+        Excerpt(h.path, h.start_line, h.end_line, h.text, h.symbol, h.kind,
+                rank.get((h.path, h.start_line, h.end_line), UNRANKED)) for h in chosen]
 
 
 def repo_map_excerpt(store: IndexStore, focus: set[str], max_tokens: int) -> Excerpt | None:
