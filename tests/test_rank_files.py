@@ -12,9 +12,10 @@ from click.testing import CliRunner
 
 from repochat.cli import cli
 from repochat.config import load_settings
+from repochat.evaluate.bm25 import WindowBM25, is_test_path
 from repochat.index.indexer import update_index
 from repochat.index.store import IndexStore
-from repochat.retrieve.files import code_names, dotted_names, path_mentions, rank_files
+from repochat.retrieve.files import code_names, dotted_names, path_mentions, path_word_scores, rank_files
 from repochat.retrieve.search import search
 
 SHOP = {
@@ -50,6 +51,9 @@ SHOP = {
         "def test_round_price_rounds_half_up():\n    assert round_price(2.5) == 3\n\n\n"
         "def test_round_price_of_a_whole_price():\n    assert round_price(2.0) == 2\n"),
     "docs/pricing.md": "# Prices\n\nround_price rounds a price: round_price(2.5) is 3.\n",
+    # A copy of another project's code.
+    "shop/_vendor/dates.py": "def parse_date(text):\n    \"\"\"A date from its text.\"\"\"\n"
+                             "    return text.split('-')\n",
 }
 
 
@@ -61,27 +65,51 @@ def shop(make_repo: Callable[..., Path]) -> IndexStore:
     return IndexStore.open(settings.index_path(root))
 
 
-def ranked(store: IndexStore, query: str, k: int = 10) -> list[str]:
-    return [hit.path for hit in rank_files(store, query, k=k, mode="fts")]
+def ranked(store: IndexStore, query: str, k: int = 10, **weights: float) -> list[str]:
+    return [hit.path for hit in rank_files(store, query, k=k, mode="fts", weights=weights)]
 
 
 def test_a_file_with_several_matching_chunks_outranks_one_close_match(shop: IndexStore) -> None:
     query = "coupon expiry date handling"
     # The closest chunk is the short note, so files in the order of their first chunk put notes.py first.
-    assert search(shop, query, k=1, mode="fts")[0].path == "shop/notes.py"
-    assert ranked(shop, query)[0] == "shop/coupons.py"
+    assert search(shop, query, k=1, mode="fts", path_glob="shop/*.py")[0].path == "shop/notes.py"
+    files = [hit.path for hit in rank_files(shop, query, mode="fts", path_glob="shop/*.py")]
+    assert files[0] == "shop/coupons.py" and "shop/_vendor/dates.py" not in files
+    unsummed = dict(text=0.0, more=0.0, code=0.0, size=0.0)  # each file by its best chunk alone
+    assert rank_files(shop, query, mode="fts", path_glob="shop/*.py", weights=unsummed)[0].path == "shop/notes.py"
 
 
 def test_a_stack_trace_names_the_file(shop: IndexStore) -> None:
-    query = ("The coupon expiry date handling breaks the cart when it is empty:\n\n"
+    query = ("The coupon expiry date handling breaks: a coupon past its expiry date fails\n\n"
              "Traceback (most recent call last):\n"
-             '  File "/home/me/venv/lib/python3.11/site-packages/shop/cart.py", line 14, in total\n'
-             "ZeroDivisionError: division by zero\n")
-    assert ranked(shop, query)[0] == "shop/cart.py"
+             '  File "/home/me/venv/lib/python3.11/site-packages/shop/pricing.py", line 3, in <module>\n'
+             "TypeError: unsupported operand\n")
+    assert ranked(shop, query)[0] == "shop/pricing.py"
+    assert ranked(shop, query, path=0.0, last_path=0.0)[0] != "shop/pricing.py"  # the words point elsewhere
+
+
+def test_a_file_named_in_the_title(shop: IndexStore) -> None:
+    assert ranked(shop, "Pricing is off\nThe coupon expiry date handling gives a wrong number.")[0] == \
+        "shop/pricing.py"
+    known = {"sympy/printing/latex.py", "sympy/printing/str.py", "sympy/core/expr.py", "sympy/matrices/dense.py",
+             "sympy/utilities/expand_modules.py"}
+    scores = path_word_scores("LaTeX printing for Matrix Expression", known)
+    assert max(scores, key=scores.__getitem__) == "sympy/printing/latex.py"  # its name and its folder
+    assert scores["sympy/printing/str.py"] < scores["sympy/printing/latex.py"]
+    assert set(path_word_scores("Linting fails if a module contains modules", known)) == \
+        {"sympy/utilities/expand_modules.py"}  # a plural finds the singular in a name's parts
+
+
+def test_vendored_copies_rank_low(shop: IndexStore) -> None:
+    query = "parse a date from its text"
+    assert ranked(shop, query, vendored=0.0)[0] == "shop/_vendor/dates.py"
+    assert ranked(shop, query)[0] != "shop/_vendor/dates.py"
 
 
 def test_a_dotted_module_path_names_the_file(shop: IndexStore) -> None:
-    assert ranked(shop, "coupon expiry date handling is wrong since shop.pricing changed")[0] == "shop/pricing.py"
+    query = "coupon expiry date handling is wrong since shop.pricing changed"
+    assert ranked(shop, query)[0] == "shop/pricing.py"
+    assert ranked(shop, query, module=0.0)[0] != "shop/pricing.py"
 
 
 def test_a_name_written_as_code_points_at_its_definition(shop: IndexStore) -> None:
@@ -90,6 +118,13 @@ def test_a_name_written_as_code_points_at_its_definition(shop: IndexStore) -> No
     assert files[0] == "shop/pricing.py"
     # The test and the doc repeat the name and the numbers; they rank below, but still rank.
     assert {"tests/test_pricing.py", "docs/pricing.md"} <= set(files[1:])
+
+
+def test_tests_rank_below_the_code_they_test(shop: IndexStore) -> None:
+    query = "the round price of a whole price is wrong"
+    assert ranked(shop, query, secondary=0.0)[0] == "tests/test_pricing.py"  # the test says it all
+    files = ranked(shop, query)
+    assert files[0] == "shop/pricing.py" and "tests/test_pricing.py" in files[1:]
 
 
 def test_each_file_once_with_its_best_chunk(shop: IndexStore) -> None:
@@ -118,3 +153,12 @@ def test_search_files_on_the_command_line(shop: IndexStore, make_repo: Callable[
     files = json.loads(result.output)["files"]
     assert [f["path"] for f in files][0] == "shop/coupons.py" and len(files) == 2
     assert {"path", "score", "start_line", "end_line", "symbol"} <= set(files[0])
+
+
+def test_the_whole_file_control_ranks_source_files(make_repo: Callable[..., Path]) -> None:
+    root = make_repo(SHOP, use_git=False)
+    sources = [path for path in SHOP if path.endswith(".py") and not is_test_path(path)]
+    assert "tests/test_pricing.py" not in sources and "shop/pricing.py" in sources
+    windows = WindowBM25.whole_files(root, sources).search("round_price(2.5) is 2", 3)
+    assert windows[0].path == "shop/pricing.py" and windows[0].start_line == 1
+    assert windows[0].end_line == SHOP["shop/pricing.py"].count("\n")

@@ -1,12 +1,15 @@
 """Which files a question is about: files ranked by the evidence for each, for localization questions ("which
 files would need to change to resolve this issue?").
 
-A file's evidence: the fused scores of its best chunks in the hybrid search (several chunks of one file count more
-than one), its chunks' full-text scores summed (as whole-file BM25 would), the definitions it holds of names the
-query writes as code (weighted by how few files define the same name), and whether the query names the file
-itself, by path (a stack trace's frames) or as a dotted module path. Tests, docs and stubs rank lower: a question
-about what must change is about the code. The evidence is combined linearly with weights fitted on real issues
-(tests/bench/fit_fusion.py --files).
+A file's evidence: the fused scores of its best chunks in the hybrid search, its chunks' full-text scores summed
+(several matching chunks count more than one, as in whole-file BM25), the best chunk for the text's first line alone
+(an issue's title) and the title's words in the file's path, the definitions it holds of names the text writes as
+code (weighted by how few files define the same name), and whether the text names the file itself, by path (a stack
+trace's frames, the deepest apart) or as a dotted module path. Vendored copies, tests, docs and stubs rank lower: a
+question about what must change is about the project's own code. The evidence is combined linearly, with weights
+fitted on real issues (tests/bench/fit_fusion.py --files).
+
+    hits = rank_files(store, issue_text, k=5)   # [FileHit(path, score, start_line, end_line, symbol), ...]
 """
 
 from __future__ import annotations
@@ -14,23 +17,28 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Iterable
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..index.embedder import Embedder
+from ..index.identifiers import split_identifier
 from ..index.store import IndexStore
 from . import search as S
 
-# Per file: its best chunk's fused score, its second and third best (summed), its chunks' summed full-text
-# scores in the text and code lists (each relative to the list's best chunk), the definitions of names the query
-# writes as code, whether a path in the query names it, whether a dotted module path does, and whether it is a
-# secondary file (tests, docs, stubs).
-FEATURES = ("best", "more", "text", "code", "title", "defines", "path", "last_path", "module", "size", "vendored",
-            "secondary")
-WEIGHTS = {"best": 0.535, "more": 0.958, "text": 0.765, "code": 0.859, "title": 1.0, "defines": 3.297, "path": 4.267, "last_path": 1.0,
-           "module": 1.442, "size": 0.0, "vendored": -1.0, "secondary": -3.399}
+# Per file: its best chunk's fused score, its second and third best (summed), log(1 + its chunks' summed scores) in
+# the text and code full-text lists (each relative to the list's best chunk), its best chunk's fused score for the
+# title alone, the title's words in its path, the definitions of names the query writes as code, whether a path in
+# the query names it (and whether it is the last one named), whether a dotted module path does, log(1 + its chunk
+# count), and whether it is vendored or secondary (tests, docs, stubs).
+FEATURES = ("best", "more", "text", "code", "title", "title_path", "defines", "path", "last_path", "module", "size",
+            "vendored", "secondary")
+# Fitted by tests/bench/fit_fusion.py --files (coordinate ascent on MRR + Acc@5 / 2, one fit per left-out project,
+# the fits averaged) on 95 dev-swelite cases from 10 projects (29 sdists).
+WEIGHTS = {"best": 0.15, "more": 0.05, "text": 1.5, "code": 0.1, "title": 0.9, "title_path": 3.5, "defines": 6.3,
+           "path": 6.1, "last_path": 2.3, "module": 1.4, "size": 0.15, "vendored": -7.4, "secondary": -5.9}
 PENALTIES = ("vendored", "secondary")  # features whose weights are below 0
 # Third-party code copied into the repository: the copy is not where its own project's bugs get fixed.
 VENDORED_PATHS = re.compile(r"(^|/)(vendor|vendored|_vendor|third_party|thirdparty|externals?|packages)/", re.I)
@@ -41,7 +49,8 @@ PACKAGE_FILE_STEMS = ("__init__", "index", "mod", "lib")
 _DEFINITIONS_CACHE: dict[str, Any] = {}
 
 # A path written in the text: at least one folder, or a file name with an extension (`x/y.py`, `y.py`, `a\b.c`).
-_PATH = re.compile(r"(?<![\w./\\-])(?:[A-Za-z]:)?[/\\]?(?:[\w.-]+[/\\])+[\w.-]+|(?<![\w./\\-])[\w-]+\.[A-Za-z]\w{0,5}(?![\w(])")
+_PATH = re.compile(r"(?<![\w./\\-])(?:[A-Za-z]:)?[/\\]?(?:[\w.-]+[/\\])+[\w.-]+"
+                   r"|(?<![\w./\\-])[\w-]+\.[A-Za-z]\w{0,5}(?![\w(])")
 # A dotted name of three or more parts or two parts the second of which is lowercase (`pkg.module`, a.b.c.D):
 # possibly a module path, possibly followed by a definition's name.
 _DOTTED = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
@@ -74,9 +83,10 @@ class FileHit:
 
 def rank_files(store: IndexStore, query: str, k: int = 10, mode: str = "hybrid", path_glob: str | None = None,
                language: str | None = None, embedding_model: str = "minilm",
-               embedder: Embedder | None = None) -> list[FileHit]:
+               embedder: Embedder | None = None, weights: dict[str, float] | None = None) -> list[FileHit]:
     """The k files most likely to hold what ``query`` is about (an issue text, a stack trace, a question), best
-    first. ``mode`` as for search(): hybrid uses vectors when the index has them, fts never does."""
+    first. ``mode`` as for search(): hybrid uses vectors when the index has them, fts never does. ``weights`` (of
+    FEATURES) replace WEIGHTS, for fitting and comparing."""
     if mode not in ("hybrid", "fts"):
         raise ConfigError(f"files are ranked in hybrid or fts mode, not {mode!r}")
     if not query.strip():
@@ -85,13 +95,13 @@ def rank_files(store: IndexStore, query: str, k: int = 10, mode: str = "hybrid",
     if mode == "hybrid" and store.has_vectors():
         model = embedder or S.cached_embedder(embedding_model)
     paths, features, best = file_features(store, query, S._filter(path_glob, language), model)
-    scores = features @ weight_vector()
+    scores = features @ weight_vector(weights)
     order = np.argsort(-scores, kind="stable")[:k]
     return [FileHit(paths[i], round(float(scores[i]), 6), *best.get(paths[i], (0, 0, ""))) for i in order]
 
 
 def weight_vector(weights: dict[str, float] | None = None) -> np.ndarray:
-    chosen = weights or WEIGHTS
+    chosen = {**WEIGHTS, **(weights or {})}
     return np.array([chosen[name] for name in FEATURES])
 
 
@@ -117,6 +127,8 @@ def file_features(store: IndexStore, query: str, where: str | None = None, embed
             evidence.setdefault(path, {})[leg] = share
     for path, score in _title_scores(store, query, where).items():
         evidence.setdefault(path, {})["title"] = score
+    for path, score in path_word_scores(title_of(query), known).items():
+        evidence.setdefault(path, {})["title_path"] = score
     for path, weight in defining_files(store, code_names(query), known).items():
         evidence.setdefault(path, {})["defines"] = weight
     named = files_named(path_mentions(query), known)
@@ -138,16 +150,64 @@ def file_features(store: IndexStore, query: str, where: str | None = None, embed
     return paths, matrix, best
 
 
-def _title_scores(store: IndexStore, query: str, where: str | None) -> dict[str, float]:
-    """Each file's best fused chunk score for the query's first line alone, when there are more lines: an issue's
-    title says in a few words what its body says in many."""
+def title_of(query: str) -> str:
+    """The first line of a text of several lines (an issue's title says in a few words what its body says in
+    many); '' for a text of one line."""
     title, _, body = query.strip().partition("\n")
-    if not body.strip() or not title.strip():
+    return title.strip() if body.strip() else ""
+
+
+def _title_scores(store: IndexStore, query: str, where: str | None) -> dict[str, float]:
+    """Each file's best fused chunk score for the query's title alone."""
+    title = title_of(query)
+    if not title:
         return {}
     scores: dict[str, float] = {}
     for row, score in S.fuse(S.ranked_lists(store, title, where)):
         scores.setdefault(row["path"], score)
     return scores
+
+
+def path_word_scores(text: str, known: set[str]) -> dict[str, float]:
+    """Files whose path says what ``text`` says ("LaTeX printing of ..." -> printing/latex.py): the words of
+    ``text`` found among the words of a file's name (whole weight) or of its folders' names (half), each weighted by
+    how few files have it in their path (idf), summed and divided by the log of the number of files."""
+    words = _words(text)
+    if not words or len(known) < 2:
+        return {}
+    named = {path: _path_words(path) for path in known}
+    counts: dict[str, int] = {}
+    for own, folders in named.values():
+        for word in (own | folders) & words:
+            counts[word] = counts.get(word, 0) + 1
+    scale = math.log(len(known))
+    scores: dict[str, float] = {}
+    for path, (own, folders) in named.items():
+        score = sum(math.log(len(known) / counts[w]) for w in own & words) + \
+            0.5 * sum(math.log(len(known) / counts[w]) for w in (folders - own) & words)
+        if score > 0:
+            scores[path] = score / scale
+    return scores
+
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+
+
+def _words(text: str) -> set[str]:
+    """Lowercase words and identifier parts, a plural 's' dropped (`modules` finds expand_modules.py's module)."""
+    found = set()
+    for word in _WORD.findall(text):
+        for part in (word, *split_identifier(word)):
+            part = part.lower()
+            found.add(part[:-1] if len(part) > 3 and part.endswith("s") and not part.endswith("ss") else part)
+    return {word for word in found if len(word) > 1}
+
+
+@lru_cache(maxsize=100_000)
+def _path_words(path: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The words of a file's name without its extension, and those of its folders."""
+    folders, _, name = path.rpartition("/")
+    return frozenset(_words(name.split(".", 1)[0])), frozenset(_words(folders.replace("/", " ")))
 
 
 def _symbol_at(store: IndexStore, row: dict[str, Any]) -> str:
