@@ -1,9 +1,11 @@
-"""Retrieval evaluation benchmark: hit@1/5/10 and MRR per suite, package and mode, with a BM25 window control.
+"""Retrieval evaluation benchmark: hit@1/5/10 (acc@ for files) and MRR per suite, package and mode, with BM25 controls.
 
     python tests/bench/eval_retrieval.py ../shared/eval/dev-needles.jsonl [more.jsonl ...] [--json] [--k 10]
         [--work DIR] [--no-embed] [--fresh]
 
 Sources are downloaded (network) and indexed once into --work (default ~/.cache/repochat-eval); re-runs reuse them.
+File-localization cases (dev-swelite.jsonl) are ranked by rank_files (repochat/retrieve/files.py), with two
+controls: BM25 over 40-line windows and BM25 over whole source files (tests left out).
 """
 
 from __future__ import annotations
