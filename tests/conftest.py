@@ -27,3 +27,15 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return make
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory):
+    """The real default model loaded once per test module (one thread: the tests share the cores)."""
+    from engine_support import default_model_path, engine_settings
+    from repochat.engine.session import Engine
+
+    model_path = default_model_path(tmp_path_factory)
+    settings = engine_settings(tmp_path_factory.mktemp("unused"), model=str(model_path), threads=1)
+    with Engine(model_path, settings) as loaded:
+        yield loaded

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from engine_support import default_model_path, engine_settings, git, make_repo
+from engine_support import engine_settings, git, make_repo
 from repochat.ask import AskResult, ask, status_plan
 from repochat.config import Settings
 from repochat.engine.session import Engine
@@ -69,14 +69,6 @@ class Cold:
     settings: Settings
     result: AskResult
     progress: list[tuple[str, int, int]]
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory):
-    model_path = default_model_path(tmp_path_factory)
-    settings = engine_settings(tmp_path_factory.mktemp("unused"), model=str(model_path), threads=1)
-    with Engine(model_path, settings) as loaded:
-        yield loaded
 
 
 @pytest.fixture(scope="module")

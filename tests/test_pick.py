@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine_support import default_model_path, engine_settings, make_repo
+from engine_support import engine_settings, make_repo
 from repochat.ask import ask
 from repochat.engine.grammar import GrammarSampler
 from repochat.engine.session import Engine
@@ -76,14 +76,6 @@ def test_choices_are_the_definitions_and_files_shown_best_search_rank_first() ->
     assert [c.path for c in file_choices(prompt, WORDINGS["en"])] == [
         "README.md", "shop/pricing.py", "shop/cart.py", "tests/test_cart.py"]
     assert definition_choices(prompt, WORDINGS["ja"])[0].text == "`add_tax`（shop/pricing.py）"
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory):
-    model_path = default_model_path(tmp_path_factory)
-    settings = engine_settings(tmp_path_factory.mktemp("unused"), model=str(model_path), threads=1)
-    with Engine(model_path, settings) as loaded:
-        yield loaded
 
 
 @pytest.fixture(scope="module")

@@ -10,21 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from engine_support import default_model_path, engine_settings, make_repo
+from engine_support import engine_settings, make_repo
 from repochat.ask import ask
 from repochat.engine.session import Engine
 from repochat.index.indexer import update_index
 from test_pick import FILES
 
 pytestmark = pytest.mark.model
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory):
-    model_path = default_model_path(tmp_path_factory)
-    settings = engine_settings(tmp_path_factory.mktemp("unused"), model=str(model_path), threads=1)
-    with Engine(model_path, settings) as loaded:
-        yield loaded
 
 
 @pytest.fixture(scope="module")
