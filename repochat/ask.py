@@ -16,7 +16,7 @@ from .config import Settings
 from .engine.context import LlamaModel
 from .engine.models import resolve_model
 from .engine.pagestore import PageStore, chain_keys
-from .engine.planner import Plan, answers_whole, best_retrieval_tokens, context_bucket, make_plan
+from .engine.planner import Plan, answers_whole, auto_refuses_whole, context_bucket, make_plan
 from .engine.throughput import describe_seconds, estimate_prefill_seconds
 from .engine.session import Engine, Generation, PrefixStats, cache_identity, split_pages
 from .errors import ConfigError, EngineError
@@ -98,8 +98,8 @@ def _answer(repo: Repository, question: str, settings: Settings, effort: str, en
 
 def _generate(question: str, question_tokens: list[int], prompt: Prompt, settings: Settings, engine: Engine,
               on_text: TextSink | None) -> Generation:
-    """The answer: a question asking *which* definition or file starts with the model's pick among the candidates
-    shown (repochat.pick); any other is answered freely."""
+    """The answer: a question asking *which* definition or file starts with the best-ranked candidate shown
+    (repochat.pick), then the model's words; any other is answered freely."""
     pick = pick_for(question, prompt) if settings.pick else None
     if pick is not None:
         return answer_with_pick(engine, question_tokens, len(prompt.tokens), pick, settings.max_answer_tokens, on_text)
@@ -157,12 +157,12 @@ def _plan_prompt(repo: Repository, question: str, settings: Settings, effort: st
     notices: list[str] = []
     if effort == "auto" and not answers_whole(model_path):  # checked first: tokenizing a large repository costs
         estimate = estimated_tokens(repo, prompter)
-        if estimate > best_retrieval_tokens(model_path, settings):  # a smaller repository goes in whole
-            refused = "this model answers better from a retrieved context (--effort high puts the whole repository in)"
+        refused = auto_refuses_whole(model_path, settings, estimate)
+        if refused:
             plan = make_plan(model_path, estimate, settings, effort, whole_refused=refused)
             return plan, _retrieval_prompt(repo.root, question, settings, plan, engine, prompter), notices
     plan, whole = plan_whole(repo, prompter, model_path, settings, effort, remember=True)
-    seconds = _cold_prefill_seconds(whole, model_path, settings) if whole is not None else None
+    seconds = _cold_prefill_seconds(whole, engine, settings) if whole is not None else None
     if seconds is not None and settings.interactive_prefill_s and seconds > settings.interactive_prefill_s:
         cost = f"prefill of the whole repository would take about {describe_seconds(seconds)} on this machine"
         if effort == "auto":
@@ -175,15 +175,12 @@ def _plan_prompt(repo: Repository, question: str, settings: Settings, effort: st
     return plan, prompt, notices
 
 
-def _cold_prefill_seconds(prompt: Prompt, model_path: Path, settings: Settings) -> float | None:
-    """Estimated seconds to prefill the pages of ``prompt`` that the page store does not hold; None if this machine
-    has not measured a prefill of this model yet."""
+def _cold_prefill_seconds(prompt: Prompt, engine: Engine, settings: Settings) -> float | None:
+    """Estimated seconds to prefill the pages of ``prompt`` that neither the engine's memory nor the page store
+    holds; None if this machine has not measured a prefill of this model yet."""
     pages = split_pages(prompt.tokens, settings.page_tokens)
-    identity = cache_identity(model_path, settings)
-    cached = PageStore(Path(settings.cache_dir), identity, settings.kv_cache_size).present_run(
-        chain_keys(identity, pages))
-    done = sum(len(page) for page in pages[:cached])
-    return estimate_prefill_seconds(settings, model_path, len(prompt.tokens) - done, start=done)
+    done = engine.reusable_tokens(pages, PageStore(Path(settings.cache_dir), engine.identity, settings.kv_cache_size))
+    return estimate_prefill_seconds(settings, engine.model_path, len(prompt.tokens) - done, start=done)
 
 
 def _retrieval_prompt(root: Path, question: str, settings: Settings, plan: Plan, engine: Engine,
@@ -207,8 +204,9 @@ def status_plan(root: Path, settings: Settings) -> dict[str, Any]:
     finally:
         vocabulary.close()
     report: dict[str, Any] = {"model": str(model_path), **plan.as_dict()}
-    if plan.mode == "whole" and not answers_whole(model_path):  # the plan of --effort high and of review
-        report["ask_auto"] = "retrieval: this model answers better from a retrieved context"
+    refused = auto_refuses_whole(model_path, settings, plan.repo_tokens) if plan.mode == "whole" else ""
+    if refused:  # the whole-repository plan is that of --effort high and of review
+        report["ask_auto"] = f"retrieval: {refused}"
     if prompt is not None:
         identity = cache_identity(model_path, settings)
         keys = chain_keys(identity, split_pages(prompt.tokens, settings.page_tokens))

@@ -118,7 +118,8 @@ def pick_grammar(pick: Pick) -> str:
 
 def answer_with_pick(engine: Engine, question_tokens: list[int], start: int, pick: Pick, max_tokens: int,
                      on_text: TextSink | None = None) -> Generation:
-    """Decode the question, let the grammar-constrained model write its pick, then continue freely."""
+    """Decode the question, write the pick under its grammar (the best-ranked choice fixed, the model choosing any
+    further ones), then continue freely."""
     context = engine.context
     assert context is not None, "ensure_context first"
     first_at = 0.0

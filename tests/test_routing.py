@@ -33,8 +33,10 @@ def measured(engine: Engine, tmp_path_factory: pytest.TempPathFactory):
     return repo, settings
 
 
-def _rates_only(settings, tmp_path: Path, **changes):
-    """The same settings with an empty KV page cache that knows the measured prefill speed."""
+def _rates_only(engine: Engine, settings, tmp_path: Path, **changes):
+    """The same settings with an empty KV page cache that knows the measured prefill speed, and nothing in the
+    engine's memory (pages it still holds would not need a prefill either)."""
+    engine.close_context()
     cache = tmp_path / "cache"
     cache.mkdir()
     shutil.copy(Path(settings.cache_dir) / "prefill-rates.json", cache / "prefill-rates.json")
@@ -44,7 +46,7 @@ def _rates_only(settings, tmp_path: Path, **changes):
 def test_auto_answers_from_retrieval_rather_than_start_a_slow_whole_prefill(engine: Engine, measured,
                                                                           tmp_path: Path) -> None:
     repo, settings = measured
-    hurried = _rates_only(settings, tmp_path, interactive_prefill_s=0.5)
+    hurried = _rates_only(engine, settings, tmp_path, interactive_prefill_s=0.5)
     result = ask(repo, "What does Cart.total add?", hurried, engine=engine)
     assert result.coverage["mode"] == "retrieval"
     assert any("would take about" in n and "answered from retrieval" in n for n in result.coverage["notices"])
@@ -52,7 +54,7 @@ def test_auto_answers_from_retrieval_rather_than_start_a_slow_whole_prefill(engi
 
 def test_high_effort_says_what_the_whole_prefill_costs_and_does_it(engine: Engine, measured, tmp_path: Path) -> None:
     repo, settings = measured
-    hurried = _rates_only(settings, tmp_path, interactive_prefill_s=0.5)
+    hurried = _rates_only(engine, settings, tmp_path, interactive_prefill_s=0.5)
     result = ask(repo, "What does Cart.total add?", hurried, engine=engine, effort="high")
     assert result.coverage["mode"] == "whole" and result.coverage["prefilled_tokens"] > 0
     assert any("later questions reuse it" in n for n in result.coverage["notices"])

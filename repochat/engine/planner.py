@@ -212,6 +212,14 @@ def answers_whole(model_path: Path) -> bool:
     return spec.answers_whole if spec else True
 
 
+def auto_refuses_whole(model_path: Path, settings: Settings, repo_tokens: int) -> str:
+    """Why --effort auto keeps a repository of ``repo_tokens`` out of the context even where it fits ("" when it
+    does not): the model answers worse with it, and the repository is bigger than its best retrieved context."""
+    if answers_whole(model_path) or repo_tokens <= best_retrieval_tokens(model_path, settings):
+        return ""
+    return "this model answers better from a retrieved context (--effort high puts the whole repository in)"
+
+
 def retrieval_tokens(model_path: Path, settings: Settings, effort: str) -> int:
     """Retrieved context for effort low or auto: the setting, else (low) a small context, else (auto) the size the
     model answers best with, as much of it as this machine prefills within interactive_prefill_s."""
