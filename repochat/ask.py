@@ -16,8 +16,9 @@ from .config import Settings
 from .engine.context import LlamaModel
 from .engine.models import resolve_model
 from .engine.pagestore import PageStore, chain_keys
+from .engine.pieces import PIECE_INDEX, piece_keys, piece_store_identity
 from .engine.planner import Plan, answers_whole, auto_refuses_whole, context_bucket, make_plan
-from .engine.throughput import describe_seconds, estimate_prefill_seconds
+from .engine.throughput import describe_seconds, estimate_spans_seconds
 from .engine.session import Engine, Generation, PrefixStats, cache_identity, split_pages
 from .errors import ConfigError, EngineError
 from .lookup import lookup_answer
@@ -82,8 +83,7 @@ def _answer(repo: Repository, question: str, settings: Settings, effort: str, en
     if needed > plan.context_limit:
         raise ConfigError(f"the question is too long: {needed:,} tokens needed, context limit {plan.context_limit:,}")
     engine.ensure_context(max(plan.context, context_bucket(needed, plan.context_limit)))
-    store = PageStore(Path(settings.cache_dir), engine.identity, settings.kv_cache_size)
-    stats = engine.load_prefix(split_pages(prompt.tokens, settings.page_tokens), store, on_progress)
+    stats = engine.load_context(prompt.head, prompt.pieces, settings, on_progress)
     stats.notices[:0] = notices
     generation = _generate(question, question_tokens, prompt, settings, engine, on_text)
     rendered = {f.path: f.text for f in repo.files}
@@ -125,6 +125,7 @@ def _coverage(repo: Repository, plan: Plan, prompt: Prompt, question_tokens: int
         "context_tokens": len(prompt.tokens) + question_tokens + generation.tokens,
         "repo_tokens": plan.repo_tokens,
         "cache": stats.cache,
+        "kv_unit": stats.unit,  # what the pages* counts count: prefix pages, or the head and the pieces
         "restored_tokens": stats.restored_tokens + stats.memory_tokens,
         "prefilled_tokens": stats.prefilled_tokens,
         "pages": stats.pages_total,
@@ -135,6 +136,8 @@ def _coverage(repo: Repository, plan: Plan, prompt: Prompt, question_tokens: int
         "stopped": generation.stopped,
         "restore_s": round(stats.restore_seconds, 3),
         "prefill_s": round(stats.prefill_seconds, 3),
+        "link_tokens": stats.link_tokens,
+        "link_s": round(stats.link_seconds, 3),
         "ttft_s": round((generation.first_token_at or time.monotonic()) - started, 3),
         "total_s": round(time.monotonic() - started, 3),
         "notices": stats.notices,
@@ -176,11 +179,10 @@ def _plan_prompt(repo: Repository, question: str, settings: Settings, effort: st
 
 
 def _cold_prefill_seconds(prompt: Prompt, engine: Engine, settings: Settings) -> float | None:
-    """Estimated seconds to prefill the pages of ``prompt`` that neither the engine's memory nor the page store
-    holds; None if this machine has not measured a prefill of this model yet."""
-    pages = split_pages(prompt.tokens, settings.page_tokens)
-    done = engine.reusable_tokens(pages, PageStore(Path(settings.cache_dir), engine.identity, settings.kv_cache_size))
-    return estimate_prefill_seconds(settings, engine.model_path, len(prompt.tokens) - done, start=done)
+    """Estimated seconds to prefill what of ``prompt`` neither the engine's memory nor the page store holds; None
+    if this machine has not measured a prefill of this model yet."""
+    spans = engine.prefill_spans(prompt.head, prompt.pieces, settings)
+    return estimate_spans_seconds(settings, engine.model_path, spans)
 
 
 def _retrieval_prompt(root: Path, question: str, settings: Settings, plan: Plan, engine: Engine,
@@ -208,10 +210,25 @@ def status_plan(root: Path, settings: Settings) -> dict[str, Any]:
     if refused:  # the whole-repository plan is that of --effort high and of review
         report["ask_auto"] = f"retrieval: {refused}"
     if prompt is not None:
-        identity = cache_identity(model_path, settings)
-        keys = chain_keys(identity, split_pages(prompt.tokens, settings.page_tokens))
-        store = PageStore(Path(settings.cache_dir), identity, settings.kv_cache_size)
-        cached = store.present_run(keys)
-        report.update(pages=len(keys), pages_cached=cached, files_appended=prompt.appended,
-                      cache="hit" if cached == len(keys) else ("partial" if cached else "miss"))
+        report.update(_kv_cache_state(model_path, settings, prompt), files_appended=prompt.appended)
     return report
+
+
+def _kv_cache_state(model_path: Path, settings: Settings, prompt: Prompt) -> dict[str, Any]:
+    """How much of the whole-repository prefix's KV is on disk (pieces, or the prefix pages' longest cached run),
+    and what all of it takes there."""
+    identity = cache_identity(model_path, settings)
+    if settings.kv_pieces:
+        store = PageStore(Path(settings.cache_dir), piece_store_identity(identity), settings.kv_cache_size)
+        units = [prompt.head, *prompt.pieces]
+        present = [store.exists(PIECE_INDEX, key) for key in piece_keys(identity, prompt.head, prompt.pieces)]
+        cached_tokens = sum(len(unit) for unit, found in zip(units, present) if found)
+        counts = {"kv_unit": "piece", "pages": len(units), "pages_cached": sum(present)}
+    else:
+        pages = split_pages(prompt.tokens, settings.page_tokens)
+        store = PageStore(Path(settings.cache_dir), identity, settings.kv_cache_size)
+        cached = store.present_run(chain_keys(identity, pages))
+        cached_tokens = sum(len(page) for page in pages[:cached])
+        counts = {"kv_unit": "page", "pages": len(pages), "pages_cached": cached}
+    state = "hit" if cached_tokens == len(prompt.tokens) else ("partial" if cached_tokens else "miss")
+    return {**counts, "tokens_cached": cached_tokens, "cache": state}

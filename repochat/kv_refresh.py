@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .config import Settings
-from .engine.pagestore import PageStore
-from .engine.session import Engine, PrefixStats, split_pages
+from .engine.session import Engine, PrefixStats
 from .errors import RepochatError
 from .prompt import Prompter
 from .repository import load_repository, plan_whole
@@ -94,8 +93,7 @@ def warm_whole_repository(root: Path, settings: Settings, engine: Engine, on_pro
         return None
     check()
     engine.ensure_context(plan.context)  # the size an ask creates: a bigger one would drop the pages from memory
-    store = PageStore(Path(settings.cache_dir), engine.identity, settings.kv_cache_size)
-    return engine.load_prefix(split_pages(prompt.tokens, settings.page_tokens), store, on_progress)
+    return engine.load_context(prompt.head, prompt.pieces, settings, on_progress)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 LABELS = {"parse": "indexing files", "embed": "embedding chunks", "prefill": "prefilling pages",
           "restore": "restoring cached pages", "assemble": "preparing model",
+          "pieces": "assembling the context (cached pieces restored, new ones prefilled)",
           "probe": "checking that llama.cpp runs on this CPU (once)"}
 
 

@@ -47,10 +47,16 @@ class RenderedFile:
 @dataclass
 class Prompt:
     tokens: list[int]  # the cacheable prefix: template head + blocks
+    head: list[int] = field(default_factory=list)  # the template head, tokens[:len(head)]
+    pieces: list[list[int]] = field(default_factory=list)  # the blocks after the head, one per file or excerpt
     shown: ShownLines = field(default_factory=ShownLines)
     paths: list[str] = field(default_factory=list)  # files (at least partly) in the context, in order
     appended: int = 0  # whole repository: files appended after the remembered layout (changed or removed)
     excerpts: list[ExcerptLike] = field(default_factory=list)  # retrieval: the excerpts shown, in order
+
+    def add_piece(self, tokens: list[int]) -> None:
+        self.tokens.extend(tokens)
+        self.pieces.append(tokens)
 
 
 def question_language(question: str) -> str:
@@ -106,11 +112,11 @@ class Prompter:
         flagged."""
         entries = [*files, *appended]
         last = {f.path: index for index, f in enumerate(entries)}
-        prompt = Prompt(list(self.head), appended=len({f.path for f in appended}))
+        prompt = Prompt(list(self.head), list(self.head), appended=len({f.path for f in appended}))
         for index, rendered in enumerate(entries):
             if index == len(files):
-                prompt.tokens.extend(self.content(APPENDED_HEADING))
-            prompt.tokens.extend(self.content(rendered.text))
+                prompt.add_piece(self.content(APPENDED_HEADING))
+            prompt.add_piece(self.content(rendered.text))
             if last[rendered.path] == index and not rendered.deleted:
                 prompt.shown.add(rendered.path, 1, max(rendered.lines, 1))
                 prompt.paths.append(rendered.path)
@@ -118,12 +124,12 @@ class Prompter:
 
     def excerpts(self, excerpts: list[ExcerptLike], max_tokens: int) -> Prompt:
         """Retrieved excerpts in the given order, as many as fit in ``max_tokens`` (the head included)."""
-        prompt = Prompt(list(self.head))
+        prompt = Prompt(list(self.head), list(self.head))
         for excerpt in excerpts:
             tokens = self.content(render_block(excerpt.path, excerpt.text, excerpt.start_line))
             if len(prompt.tokens) + len(tokens) > max_tokens:
                 continue  # a smaller excerpt further down may still fit
-            prompt.tokens.extend(tokens)
+            prompt.add_piece(tokens)
             prompt.excerpts.append(excerpt)
             prompt.shown.add(excerpt.path, excerpt.start_line, excerpt.start_line + max(line_count(excerpt.text), 1) - 1)
             if excerpt.path not in prompt.paths:

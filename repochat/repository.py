@@ -73,9 +73,12 @@ def estimated_tokens(repo: Repository, prompter: Prompter) -> int:
 def plan_whole(repo: Repository, prompter: Prompter, model_path: Path, settings: Settings, effort: str,
                extra_tokens: int = 0, remember: bool = False) -> tuple[Plan, Prompt | None]:
     """The plan, and the whole-repository prefix when the plan puts the repository in the context (None when it
-    says retrieval). The files are laid out where the remembered layout put them (repochat.layout); ``remember``
+    says retrieval). With KV pieces the files come in stability order; with prefix pages they are laid out where
+    the remembered layout put them (repochat.layout), and ``remember``
     saves a changed layout for the next call (the work tree's view only: a review's view is not remembered).
     ``extra_tokens``: what the caller adds after the prefix beyond the plan's usual room."""
+    if settings.kv_pieces:  # an edit recomputes only the edited files' pieces wherever they sit: no layout kept
+        return _plan_layout(fresh_layout(repo.files), prompter, model_path, settings, effort, extra_tokens)
     memory = LayoutMemory(Path(settings.cache_dir), repo.root, scope=f"max_file_size={settings.max_file_size}")
     layout = arrange(repo.files, memory.load(), settings.max_stale_share, estimate_tokens)
     plan, prompt = _plan_layout(layout, prompter, model_path, settings, effort, extra_tokens)

@@ -24,7 +24,6 @@ from .config import Settings
 from .engine.context import SEQ_MAIN, LlamaContext
 from .engine.grammar import generate_constrained, preference
 from .engine.models import resolve_model
-from .engine.pagestore import PageStore
 from .engine.planner import context_bucket
 from .engine.session import Engine, PrefixStats
 from .errors import EngineError, IndexError_, IndexMissing, ModelError
@@ -170,9 +169,8 @@ def _run_model(report: ReviewReport, context: ReviewContext, request: LayoutRequ
     try:
         if engine is None:
             engine = Engine(resolve_model(settings, on_progress), settings, on_progress)
-        store = PageStore(Path(settings.cache_dir), engine.identity, settings.kv_cache_size)
-        layout = choose_layout(engine, request, settings, store)
-        _generate(report, context, engine, layout, store, on_progress)
+        layout = choose_layout(engine, request, settings)
+        _generate(report, context, engine, layout, settings, on_progress)
     except (ModelError, EngineError) as exc:
         report.notice = f"model unavailable: {exc}"
     finally:
@@ -180,12 +178,12 @@ def _run_model(report: ReviewReport, context: ReviewContext, request: LayoutRequ
             engine.close()
 
 
-def _generate(report: ReviewReport, context: ReviewContext, engine: Engine, layout: ReviewLayout, store: PageStore,
+def _generate(report: ReviewReport, context: ReviewContext, engine: Engine, layout: ReviewLayout, settings: Settings,
               on_progress: Progress | None) -> None:
     """Put the layout's prefix in the context (restored where cached), decode the review part, ask for the verdict;
     generate findings only when the verdict says buggy."""
     began = time.monotonic()
-    llama_context, prefix = _load_prefix(engine, layout, store, on_progress)
+    llama_context, prefix = _load_prefix(engine, layout, settings, on_progress)
     start = layout.prefix_tokens
     end = start + len(layout.suffix)
     suffix_seconds = 0.0
@@ -210,9 +208,9 @@ def _generate(report: ReviewReport, context: ReviewContext, engine: Engine, layo
                     "callees": len(context.callees), "notes": context.notes}
 
 
-def _load_prefix(engine: Engine, layout: ReviewLayout, store: PageStore,
+def _load_prefix(engine: Engine, layout: ReviewLayout, settings: Settings,
                  on_progress: Progress | None) -> tuple[LlamaContext, PrefixStats]:
-    """A context big enough for the whole review, holding the layout's prefix pages (none in retrieval mode)."""
+    """A context big enough for the whole review, holding the layout's prefix (none in retrieval mode)."""
     needed = layout.prefix_tokens + len(layout.suffix) + MAX_OUTPUT_TOKENS + _ANSWER_ROOM
     if layout.mode == WHOLE:
         size = context_bucket(needed, layout.context_limit)
@@ -220,7 +218,9 @@ def _load_prefix(engine: Engine, layout: ReviewLayout, store: PageStore,
         engine.close_context()  # the retrieval prompt shares nothing with a cached repository prefix
         size = -(-needed // _CONTEXT_STEP) * _CONTEXT_STEP
     llama_context = engine.ensure_context(size)
-    return llama_context, engine.load_prefix(layout.pages, store, on_progress) if layout.pages else PrefixStats()
+    if layout.mode != WHOLE:
+        return llama_context, PrefixStats()
+    return llama_context, engine.load_context(layout.head, layout.pieces, settings, on_progress)
 
 
 def _release(engine: Engine, layout: ReviewLayout) -> None:

@@ -1,10 +1,10 @@
 """Where a review's prompt goes: after the whole-repository prefix that `repochat ask` caches, or on its own.
 
-Whole-repository mode: the context starts with exactly the token stream `ask` builds (same chat head, same remembered
-layout of files, repochat.layout), except that the reviewed files carry the content under review (the staged blobs,
-or the range's last commit), appended after the layout like any changed file. The layout's pages are therefore the
-pages `ask` checkpointed on disk: they are restored, and only the appended files, plus the review part, are
-prefilled. The review part (instructions, the change, callers and callees, the notes) follows the repository as the
+Whole-repository mode: the context starts with the files `ask` puts in (same chat head, same files in the same
+order), except that the reviewed files carry the content under review (the staged blobs, or the range's last
+commit). With KV pieces (engine/pieces.py) every file `ask` cached is restored and only the reviewed files, plus the
+review part, are prefilled; with prefix pages the reviewed files are appended after the remembered layout
+(repochat.layout) so that the pages before them stay valid. The review part (instructions, the change, callers and callees, the notes) follows the repository as the
 end of the user turn.
 
 Retrieval mode: the short prompt of review_prompt on its own (review instructions as the system turn).
@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings
-from .engine.pagestore import PageStore
 from .engine.planner import make_plan
-from .engine.session import Engine, split_pages
+from .engine.session import Engine
 from .errors import ConfigError, RepositoryError
 from .prompt import Prompter
 from .repository import CLEARLY_TOO_BIG, load_repository, plan_whole
@@ -38,7 +37,8 @@ REVIEW_HEADING = "## Review of a change to the repository above\n"
 @dataclass
 class ReviewLayout:
     mode: str  # WHOLE or RETRIEVAL
-    pages: list[list[int]]  # the cacheable repository prefix, in KV pages ([] in retrieval mode)
+    head: list[int]  # the cacheable repository prefix: the template head ...
+    pieces: list[list[int]]  # ... and one piece per file ([] in retrieval mode)
     suffix: list[int]  # the review part, decoded after the prefix, up to the assistant header
     reason: str  # why this mode
     context_limit: int = 0  # the plan's largest context (0: no plan was needed)
@@ -46,7 +46,7 @@ class ReviewLayout:
 
     @property
     def prefix_tokens(self) -> int:
-        return sum(len(page) for page in self.pages)
+        return len(self.head) + sum(len(piece) for piece in self.pieces)
 
     @property
     def to_prefill(self) -> int:
@@ -71,7 +71,7 @@ def whole_refusal(to_prefill: int, cap: int, effort: str) -> str:
             "retrieval review instead")
 
 
-def choose_layout(engine: Engine, request: LayoutRequest, settings: Settings, store: PageStore) -> ReviewLayout:
+def choose_layout(engine: Engine, request: LayoutRequest, settings: Settings) -> ReviewLayout:
     """Whole-repository mode when the effort, the plan and the prefill cap allow it; else the retrieval prompt."""
     if request.effort not in EFFORTS:
         raise ConfigError(f"unknown effort {request.effort!r} (use {', '.join(EFFORTS)})")
@@ -79,7 +79,7 @@ def choose_layout(engine: Engine, request: LayoutRequest, settings: Settings, st
     if request.effort == "low":
         retrieval.reason = "--effort low: the change and its neighbours only"
         return retrieval
-    whole, reason = whole_layout(engine, request, settings, store)
+    whole, reason = whole_layout(engine, request, settings)
     if whole is not None:
         reason = whole_refusal(whole.to_prefill, settings.review_whole_max_prefill, request.effort)
     if whole is None or reason:
@@ -91,11 +91,10 @@ def choose_layout(engine: Engine, request: LayoutRequest, settings: Settings, st
 def retrieval_layout(engine: Engine, review_text: str) -> ReviewLayout:
     prompter = Prompter(engine.model, engine.model_path, system=SYSTEM)
     tokens = prompter.head + prompter.content(review_text) + prompter.tail
-    return ReviewLayout(RETRIEVAL, [], tokens, reason="")
+    return ReviewLayout(RETRIEVAL, [], [], tokens, reason="")
 
 
-def whole_layout(engine: Engine, request: LayoutRequest, settings: Settings,
-                 store: PageStore) -> tuple[ReviewLayout | None, str]:
+def whole_layout(engine: Engine, request: LayoutRequest, settings: Settings) -> tuple[ReviewLayout | None, str]:
     """The whole-repository layout, or None and why the plan does not allow one."""
     prompter = Prompter(engine.model, engine.model_path)  # ask's system turn: the head must be the one ask cached
     suffix = prompter.content(f"{REVIEW_HEADING}{SYSTEM}\n{request.review_text}") + prompter.tail
@@ -111,10 +110,11 @@ def whole_layout(engine: Engine, request: LayoutRequest, settings: Settings,
     plan, prompt = plan_whole(repo, prompter, engine.model_path, settings, request.effort, extra)
     if prompt is None:
         return None, plan.reason
-    pages = split_pages(prompt.tokens, settings.page_tokens)
     reason = (f"repository ({len(prompt.tokens):,} tokens) and review ({len(suffix):,}) fit in "
               f"{plan.context_limit:,} tokens of context")
-    return ReviewLayout(WHOLE, pages, suffix, reason, plan.context_limit, engine.reusable_tokens(pages, store)), ""
+    to_prefill = sum(tokens for tokens, _start in engine.prefill_spans(prompt.head, prompt.pieces, settings))
+    return ReviewLayout(WHOLE, prompt.head, prompt.pieces, suffix, reason, plan.context_limit,
+                        len(prompt.tokens) - to_prefill), ""
 
 
 def _history_rev(change: Change) -> str:

@@ -48,7 +48,7 @@ def prefill_status(settings: Settings, plan: dict[str, Any]) -> dict[str, Any]:
     if plan.get("mode") == "whole":
         cold = model.seconds(plan["repo_tokens"])
         report.update(cold_prefill_s=round(cold, 1), cold_prefill=f"~{describe_seconds(cold)} on this machine")
-        cached = min(plan.get("pages_cached", 0) * settings.page_tokens, plan["repo_tokens"])
+        cached = min(plan.get("tokens_cached", 0), plan["repo_tokens"])
         needed = model.seconds(plan["repo_tokens"] - cached, cached)
         report.update(prefill_now_s=round(needed, 1), prefill_now=f"~{describe_seconds(needed)} (cache: "
                                                                   f"{plan.get('cache', 'unknown')})")

@@ -84,3 +84,36 @@ def _gguf_scalar(value: Any) -> bytes:
     if isinstance(value, float):
         return struct.pack("<f", value)
     return _gguf_string(value)
+
+
+_JOBS = "\n".join(
+    ['"""Job definitions."""', "", "from dataclasses import dataclass, field", "", ""]
+    + [line for n in range(8) for line in (
+        "@dataclass", f"class Job{n}:", f'    """Job kind {n}: runs step {n} of the pipeline."""', "    id: str",
+        "    attempts: int = 0", "    tags: list[str] = field(default_factory=list)", "",
+        "    def run(self) -> str:", f'        return f"step {n} done for {{self.id}}"', "", "")]) + "\n"
+# A small job-queue package: the repository of the ask and pieces tests.
+TASKQ_FILES = {
+    "taskq/jobs.py": _JOBS,
+    "taskq/results.py": (
+        '"""Results of finished jobs."""\n\n\nclass ResultStore:\n    def __init__(self):\n'
+        "        self._results = {}\n\n    def put(self, job_id, value):\n        self._results[job_id] = value\n\n"
+        "    def get(self, job_id, default=None):\n        return self._results.get(job_id, default)\n"),
+    "taskq/queue.py": (
+        '"""A priority queue of jobs ordered by the time they may run."""\n\nimport heapq\nimport itertools\n\n\n'
+        "class Queue:\n    def __init__(self):\n        self._heap = []\n        self._counter = itertools.count()\n\n"
+        "    def push(self, job, run_at):\n        heapq.heappush(self._heap, (run_at, next(self._counter), job))\n\n"
+        "    def pop_due(self, now):\n        if self._heap and self._heap[0][0] <= now:\n"
+        "            return heapq.heappop(self._heap)[2]\n        return None\n\n"
+        "    def __len__(self):\n        return len(self._heap)\n"),
+    "taskq/worker.py": (
+        '"""The worker loop: take due jobs, run them, store results, retry failures."""\n\n'
+        "from .queue import Queue\nfrom .results import ResultStore\n\nMAX_RETRIES = 3\n\n\n"
+        "def run_once(queue: Queue, results: ResultStore, now: float) -> bool:\n"
+        "    job = queue.pop_due(now)\n    if job is None:\n        return False\n    try:\n"
+        "        results.put(job.id, job.run())\n    except Exception:\n        job.attempts += 1\n"
+        "        if job.attempts < MAX_RETRIES:\n            queue.push(job, now + 2 ** job.attempts)\n"
+        "    return True\n"),
+    "README.md": "# taskq\n\nA tiny job queue: `Queue` orders jobs by run time, `run_once` runs one due job.\n",
+}
+TASKQ_QUESTION = "Which function retries a failed job, and how many times at most?"

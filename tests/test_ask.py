@@ -1,6 +1,9 @@
 """`ask` end to end on the real default model and real git repositories: cold and warm asks through the KV page
 store, edits, damaged checkpoints, Ctrl-C during prefill, a Japanese question, an empty repository.
 
+These run with prefix pages (kv_pieces off), the path of models whose cache cannot shift positions; the
+position-independent pieces that are the default are tested in test_pieces.py.
+
 One engine (model) is loaded for the module; `close_context()` drops the in-memory KV so that an ask has to go
 through the page store on disk.
 """
@@ -20,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from engine_support import engine_settings, git, make_repo
+from engine_support import TASKQ_FILES as FILES, TASKQ_QUESTION as QUESTION, engine_settings, git, make_repo
 from repochat.ask import AskResult, ask, status_plan
 from repochat.config import Settings
 from repochat.engine.session import Engine
@@ -31,36 +34,10 @@ from repochat.status import repository_status
 
 pytestmark = pytest.mark.model
 
-JOBS = "\n".join(
-    ['"""Job definitions."""', "", "from dataclasses import dataclass, field", "", ""]
-    + [line for n in range(8) for line in (
-        "@dataclass", f"class Job{n}:", f'    """Job kind {n}: runs step {n} of the pipeline."""', "    id: str",
-        "    attempts: int = 0", "    tags: list[str] = field(default_factory=list)", "",
-        "    def run(self) -> str:", f'        return f"step {n} done for {{self.id}}"', "", "")]) + "\n"
-FILES = {
-    "taskq/jobs.py": JOBS,
-    "taskq/results.py": (
-        '"""Results of finished jobs."""\n\n\nclass ResultStore:\n    def __init__(self):\n'
-        "        self._results = {}\n\n    def put(self, job_id, value):\n        self._results[job_id] = value\n\n"
-        "    def get(self, job_id, default=None):\n        return self._results.get(job_id, default)\n"),
-    "taskq/queue.py": (
-        '"""A priority queue of jobs ordered by the time they may run."""\n\nimport heapq\nimport itertools\n\n\n'
-        "class Queue:\n    def __init__(self):\n        self._heap = []\n        self._counter = itertools.count()\n\n"
-        "    def push(self, job, run_at):\n        heapq.heappush(self._heap, (run_at, next(self._counter), job))\n\n"
-        "    def pop_due(self, now):\n        if self._heap and self._heap[0][0] <= now:\n"
-        "            return heapq.heappop(self._heap)[2]\n        return None\n\n"
-        "    def __len__(self):\n        return len(self._heap)\n"),
-    "taskq/worker.py": (
-        '"""The worker loop: take due jobs, run them, store results, retry failures."""\n\n'
-        "from .queue import Queue\nfrom .results import ResultStore\n\nMAX_RETRIES = 3\n\n\n"
-        "def run_once(queue: Queue, results: ResultStore, now: float) -> bool:\n"
-        "    job = queue.pop_due(now)\n    if job is None:\n        return False\n    try:\n"
-        "        results.put(job.id, job.run())\n    except Exception:\n        job.attempts += 1\n"
-        "        if job.attempts < MAX_RETRIES:\n            queue.push(job, now + 2 ** job.attempts)\n"
-        "    return True\n"),
-    "README.md": "# taskq\n\nA tiny job queue: `Queue` orders jobs by run time, `run_once` runs one due job.\n",
-}
-QUESTION = "Which function retries a failed job, and how many times at most?"
+
+
+def page_settings(cache_dir: Path, **changes: object) -> Settings:
+    return engine_settings(cache_dir, kv_pieces=False, **changes)
 
 
 @dataclass
@@ -75,7 +52,7 @@ class Cold:
 def cold(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Cold:
     base = tmp_path_factory.mktemp("cold")
     repo = make_repo(base / "repo", FILES)
-    settings = engine_settings(base / "cache", model=str(engine.model_path), threads=1)
+    settings = page_settings(base / "cache", model=str(engine.model_path), threads=1)
     progress: list[tuple[str, int, int]] = []
     engine.close_context()
     result = ask(repo, QUESTION, settings, engine=engine, on_progress=lambda *p: progress.append(p))
@@ -87,7 +64,7 @@ def _fresh_copy(cold: Cold, tmp_path: Path) -> tuple[Path, Settings]:
     repo = tmp_path / "repo"
     shutil.copytree(cold.repo, repo, symlinks=True)
     shutil.copytree(Path(cold.settings.cache_dir) / "kv", tmp_path / "cache" / "kv")
-    return repo, engine_settings(tmp_path / "cache", model=cold.settings.model, threads=1)
+    return repo, page_settings(tmp_path / "cache", model=cold.settings.model, threads=1)
 
 
 def _ask_from_disk(engine: Engine, repo: Path, settings: Settings, question: str = QUESTION, **kwargs) -> AskResult:
@@ -212,7 +189,7 @@ def test_damaged_checkpoint_is_detected_and_recomputed(cold: Cold, engine: Engin
 def test_ctrl_c_during_prefill_keeps_the_pages_written(cold: Cold, engine: Engine, tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     shutil.copytree(cold.repo, repo, symlinks=True)
-    settings = engine_settings(tmp_path / "cache", model=cold.settings.model, threads=1)
+    settings = page_settings(tmp_path / "cache", model=cold.settings.model, threads=1)
 
     def interrupt_after_three_pages(stage: str, done: int, _total: int) -> None:
         if stage == "prefill" and done == 3:  # raised after the third page was computed and handed to the writer
@@ -258,7 +235,7 @@ def test_kill_9_during_prefill_keeps_every_finished_page(cold: Cold, tmp_path: P
     repo = tmp_path / "repo"
     shutil.copytree(cold.repo, repo, symlinks=True)
     env = {**os.environ, "REPOCHAT_CACHE_DIR": str(tmp_path / "cache"), "REPOCHAT_PAGE_TOKENS": "256",
-           "REPOCHAT_THREADS": "1", "REPOCHAT_MAX_ANSWER_TOKENS": "48"}
+           "REPOCHAT_THREADS": "1", "REPOCHAT_MAX_ANSWER_TOKENS": "48", "REPOCHAT_KV_PIECES": "false"}
     command = [sys.executable, "-m", "repochat", "ask", "-C", str(repo), "--model", cold.settings.model,
                "--effort", "high", "--json", QUESTION]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -316,14 +293,14 @@ def test_empty_repository_is_a_clear_error(tmp_path: Path, engine: Engine) -> No
     root.mkdir()
     git(root, "init", "-q")
     with pytest.raises(RepositoryError, match="no readable text files"):
-        ask(root, "What is here?", engine_settings(tmp_path / "cache", model=str(engine.model_path)), engine=engine)
+        ask(root, "What is here?", page_settings(tmp_path / "cache", model=str(engine.model_path)), engine=engine)
 
 
 def test_low_effort_answers_from_retrieved_excerpts_and_caches_them(cold: Cold, engine: Engine,
                                                                      tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     shutil.copytree(cold.repo, repo, symlinks=True)
-    settings = engine_settings(tmp_path / "cache", model=cold.settings.model, threads=1, embeddings=False,
+    settings = page_settings(tmp_path / "cache", model=cold.settings.model, threads=1, embeddings=False,
                                index_dir=str(tmp_path / "index"))
     question = "What does run_once do when job.run raises?"
     first = _ask_from_disk(engine, repo, settings, question, effort="low")
@@ -340,7 +317,7 @@ def test_every_answer_ends_with_sources_that_were_in_the_context(cold: Cold, eng
                                                                   effort: str) -> None:
     repo, settings = cold.repo, cold.settings
     if effort == "low":  # retrieval mode: an index of its own, the excerpts are the candidates
-        settings = engine_settings(tmp_path / "cache", model=cold.settings.model, threads=1, embeddings=False,
+        settings = page_settings(tmp_path / "cache", model=cold.settings.model, threads=1, embeddings=False,
                                    index_dir=str(tmp_path / "index"))
     lengths = {path: len(text.splitlines()) for path, text in FILES.items()}
     for question in (QUESTION, "Which method of Queue returns the next job that is due?", "What is taskq?"):

@@ -23,7 +23,7 @@ from ..errors import EngineError, ModelError
 from .planner import UBATCH
 
 log = logging.getLogger("repochat.llama")
-SEQ_MAIN, SEQ_PAGE = 0, 1  # seq 0 holds the conversation; seq 1 is scratch for page deltas
+SEQ_MAIN, SEQ_PAGE = 0, 1  # seq 0 holds the conversation; seq 1 is scratch for page deltas and lone pieces
 _recent_errors: collections.deque[str] = collections.deque(maxlen=8)
 _LOG_ERROR = 3
 
@@ -188,9 +188,16 @@ class LlamaContext:
         self._tokens = np.ctypeslib.as_array(self._batch.token, shape=(params.n_batch,))
         self._positions = np.ctypeslib.as_array(self._batch.pos, shape=(params.n_batch,))
         self._want_logits = np.ctypeslib.as_array(self._batch.logits, shape=(params.n_batch,))
-        for i in range(params.n_batch):  # every token belongs to the main sequence, once and for all
-            self._batch.n_seq_id[i] = 1
-            self._batch.seq_id[i][0] = SEQ_MAIN
+        self._batch_seq = -1
+        self._set_batch_seq(SEQ_MAIN)
+
+    def _set_batch_seq(self, seq: int) -> None:
+        """Make every batch slot belong to ``seq`` (rewritten only when the sequence changes)."""
+        if seq != self._batch_seq:
+            for i in range(self.params.n_batch):
+                self._batch.n_seq_id[i] = 1
+                self._batch.seq_id[i][0] = seq
+            self._batch_seq = seq
 
     def refit_threads(self) -> None:
         """Follow the machine's load between questions when no thread count was given."""
@@ -209,10 +216,11 @@ class LlamaContext:
         if llama_cpp.llama_set_adapters_lora(self._ctx, adapters, 1, scales) != 0:
             raise ModelError(f"could not apply LoRA adapter {self.params.lora}{_last_error()}")
 
-    def decode(self, tokens: list[int], start: int, logits_last: bool = False) -> None:
-        """Append ``tokens`` to the main sequence at positions start, start+1, ... in batches of n_batch."""
+    def decode(self, tokens: list[int], start: int, logits_last: bool = False, seq: int = SEQ_MAIN) -> None:
+        """Append ``tokens`` to sequence ``seq`` at positions start, start+1, ... in batches of n_batch."""
         if start + len(tokens) > self.n_ctx:
             raise EngineError(f"context full: {start + len(tokens):,} tokens > {self.n_ctx:,}")
+        self._set_batch_seq(seq)
         step = self.params.n_batch
         for offset in range(0, len(tokens), step):
             chunk = tokens[offset:offset + step]
@@ -250,27 +258,45 @@ class LlamaContext:
         if not llama_cpp.llama_memory_seq_rm(self._memory, seq, start, end):
             raise EngineError(f"could not remove positions {start}..{end} of sequence {seq}")
 
+    @property
+    def can_shift(self) -> bool:
+        """Whether cached positions can be moved (RoPE models without a sliding window): pieces need it."""
+        return bool(llama_cpp.llama_memory_can_shift(self._memory))
+
+    def shift(self, seq: int, start: int, end: int, delta: int) -> None:
+        """Move the cells of ``seq`` at positions [start, end) by ``delta``; llama.cpp corrects the keys' rotary
+        embedding at the next decode."""
+        llama_cpp.llama_memory_seq_add(self._memory, seq, start, end, delta)
+
     def export_range(self, start: int, end: int) -> bytearray:
         """Serialized KV cells of main-sequence positions [start, end): one page's delta."""
         self.seq_copy(SEQ_MAIN, SEQ_PAGE, start, end)
         try:
-            size = llama_cpp.llama_state_seq_get_size(self._ctx, SEQ_PAGE)
-            data = bytearray(size)
-            written = llama_cpp.llama_state_seq_get_data(
-                self._ctx, (ctypes.c_uint8 * size).from_buffer(data), size, SEQ_PAGE)
-            if written != size:
-                raise EngineError(f"state export wrote {written} of {size} bytes")
-            return data
+            return self.export_seq(SEQ_PAGE)
         finally:
             self.seq_remove(SEQ_PAGE)
 
+    def export_seq(self, seq: int) -> bytearray:
+        """Serialized KV cells of sequence ``seq``, at their positions."""
+        size = llama_cpp.llama_state_seq_get_size(self._ctx, seq)
+        data = bytearray(size)
+        written = llama_cpp.llama_state_seq_get_data(self._ctx, (ctypes.c_uint8 * size).from_buffer(data), size, seq)
+        if written != size:
+            raise EngineError(f"state export wrote {written} of {size} bytes")
+        return data
+
+    def import_seq(self, data: bytearray, seq: int) -> bool:
+        """Load cells written by export_seq into the empty sequence ``seq``; False if llama.cpp rejects them."""
+        size = len(data)
+        read = llama_cpp.llama_state_seq_set_data(self._ctx, (ctypes.c_uint8 * size).from_buffer(data), size, seq)
+        if read == 0:
+            self.seq_remove(seq)
+            return False
+        return True
+
     def import_range(self, data: bytearray) -> bool:
         """Append a page delta written by export_range to the main sequence; False if llama.cpp rejects it."""
-        size = len(data)
-        read = llama_cpp.llama_state_seq_set_data(self._ctx, (ctypes.c_uint8 * size).from_buffer(data), size,
-                                                  SEQ_PAGE)
-        if read == 0:
-            self.seq_remove(SEQ_PAGE)
+        if not self.import_seq(data, SEQ_PAGE):
             return False
         self.seq_copy(SEQ_PAGE, SEQ_MAIN)
         self.seq_remove(SEQ_PAGE)

@@ -221,8 +221,14 @@ def cost_model(settings: Settings, model_path: Path) -> CostModel | None:
 def estimate_prefill_seconds(settings: Settings, model_path: Path, tokens: int, start: int = 0) -> float | None:
     """Seconds to prefill ``tokens`` tokens after ``start`` tokens already in the context, on this machine with
     these settings; None when no prefill of this model was measured here yet."""
+    return estimate_spans_seconds(settings, model_path, [(tokens, start)])
+
+
+def estimate_spans_seconds(settings: Settings, model_path: Path, spans: list[tuple[int, int]]) -> float | None:
+    """Seconds to prefill each (tokens, start) span in turn (pieces prefilled alone behind the head); None when no
+    prefill of this model was measured here yet."""
     model = cost_model(settings, model_path)
-    return None if model is None else model.seconds(tokens, start)
+    return None if model is None else sum(model.seconds(tokens, start) for tokens, start in spans)
 
 
 def measured_rate(settings: Settings, model_path: Path) -> float | None:
