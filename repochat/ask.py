@@ -16,7 +16,7 @@ from .config import Settings
 from .engine.context import LlamaModel
 from .engine.models import resolve_model
 from .engine.pagestore import PageStore, chain_keys
-from .engine.pieces import PIECE_INDEX, piece_keys, piece_store_identity
+from .engine.pieces import PIECE_INDEX, Placement, piece_store_identity
 from .engine.planner import Plan, answers_whole, auto_refuses_whole, context_bucket, make_plan
 from .engine.throughput import describe_seconds, estimate_spans_seconds
 from .engine.session import Engine, Generation, PrefixStats, cache_identity, split_pages
@@ -216,19 +216,24 @@ def status_plan(root: Path, settings: Settings) -> dict[str, Any]:
 
 def _kv_cache_state(model_path: Path, settings: Settings, prompt: Prompt) -> dict[str, Any]:
     """How much of the whole-repository prefix's KV is on disk (pieces, or the prefix pages' longest cached run),
-    and what all of it takes there."""
+    and the (tokens, start) spans an ask would prefill now (``prefill_spans``, priced by `repochat status`)."""
     identity = cache_identity(model_path, settings)
     if settings.kv_pieces:
         store = PageStore(Path(settings.cache_dir), piece_store_identity(identity), settings.kv_cache_size)
-        units = [prompt.head, *prompt.pieces]
-        present = [store.exists(PIECE_INDEX, key) for key in piece_keys(identity, prompt.head, prompt.pieces)]
-        cached_tokens = sum(len(unit) for unit, found in zip(units, present) if found)
-        counts = {"kv_unit": "piece", "pages": len(units), "pages_cached": sum(present)}
+        placement = Placement.of(identity, prompt.head, prompt.pieces)
+        present = [store.exists(PIECE_INDEX, key) for key in placement.keys]
+        missing = [unit for unit, found in enumerate(present) if not found]
+        links = [(min(settings.piece_link_tokens, placement.length(unit)), placement.starts[unit])
+                 for unit in range(2, len(present)) if settings.piece_link_tokens]
+        spans = [(placement.length(unit), placement.starts[1] if unit else 0) for unit in missing] + links
+        cached_tokens = len(prompt.tokens) - sum(placement.length(unit) for unit in missing)
+        counts = {"kv_unit": "piece", "pages": len(present), "pages_cached": len(present) - len(missing)}
     else:
         pages = split_pages(prompt.tokens, settings.page_tokens)
         store = PageStore(Path(settings.cache_dir), identity, settings.kv_cache_size)
         cached = store.present_run(chain_keys(identity, pages))
         cached_tokens = sum(len(page) for page in pages[:cached])
+        spans = [(len(prompt.tokens) - cached_tokens, cached_tokens)] if cached < len(pages) else []
         counts = {"kv_unit": "page", "pages": len(pages), "pages_cached": cached}
     state = "hit" if cached_tokens == len(prompt.tokens) else ("partial" if cached_tokens else "miss")
-    return {**counts, "tokens_cached": cached_tokens, "cache": state}
+    return {**counts, "tokens_cached": cached_tokens, "cache": state, "prefill_spans": spans}

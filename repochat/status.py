@@ -36,9 +36,10 @@ def engine_status(settings: Settings) -> dict[str, Any]:
 
 def prefill_status(settings: Settings, plan: dict[str, Any]) -> dict[str, Any]:
     """This machine's measured prefill speed for the planned model, and what the plan's context costs to prefill:
-    the whole repository from nothing (cold), and what the KV page cache leaves to do now."""
+    the whole repository from nothing (cold), and what the KV cache leaves to do now (the plan's prefill_spans)."""
     from .engine.throughput import cost_model, describe_seconds
 
+    spans = plan.pop("prefill_spans", None)  # priced here, not shown
     if "model" not in plan:
         return {"state": "no model"}
     model = cost_model(settings, Path(plan["model"]))
@@ -48,8 +49,7 @@ def prefill_status(settings: Settings, plan: dict[str, Any]) -> dict[str, Any]:
     if plan.get("mode") == "whole":
         cold = model.seconds(plan["repo_tokens"])
         report.update(cold_prefill_s=round(cold, 1), cold_prefill=f"~{describe_seconds(cold)} on this machine")
-        cached = min(plan.get("tokens_cached", 0), plan["repo_tokens"])
-        needed = model.seconds(plan["repo_tokens"] - cached, cached)
+        needed = sum(model.seconds(tokens, start) for tokens, start in spans or [])
         report.update(prefill_now_s=round(needed, 1), prefill_now=f"~{describe_seconds(needed)} (cache: "
                                                                   f"{plan.get('cache', 'unknown')})")
     elif plan.get("retrieval_tokens"):

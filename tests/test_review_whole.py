@@ -118,24 +118,25 @@ def _first_difference(left: list[int], right: list[int]) -> int:
 
 
 @pytest.mark.model
-def test_staged_review_restores_the_pages_ask_cached(engine: Engine, asked_then_staged: AskedThenStaged) -> None:
+def test_staged_review_restores_the_pieces_ask_cached(engine: Engine, asked_then_staged: AskedThenStaged) -> None:
     case = asked_then_staged
-    engine.close_context()  # nothing in memory: the unchanged pages must come from ask's checkpoints on disk
+    engine.close_context()  # nothing in memory: the unchanged files must come from ask's pieces on disk
     report = review(case.root, case.settings, engine=engine)
     stats = report.stats
     assert report.ran, report.notice
     assert stats["mode"] == "whole", stats
-    # ask's prefix and the staged one (same files, same order, the changed file with its staged content) agree up
-    # to the planted bug: every page before the page holding it is restored, nothing after it.
+    # ask's prefix and the staged one hold the same files; only the staged file's piece is new: every other file's
+    # piece is restored, wherever it sits now, and the staged one is prefilled once, with the review part.
     prompter = Prompter(engine.model, engine.model_path)
     before = prompter.whole([render_file(p, t) for p, t in case.files.items()]).tokens
     after = prompter.whole([render_file(p, CASE.edit.get(p, t)) for p, t in case.files.items()]).tokens
     assert len(before) == case.ask_prefix_tokens
-    unchanged = _first_difference(before, after) // PAGE_TOKENS * PAGE_TOKENS
-    assert unchanged >= PAGE_TOKENS * 2
-    assert stats["restored_tokens"] == unchanged, stats
+    staged = sum(len(prompter.content(render_file(p, text).text)) for p, text in CASE.edit.items()
+                 if text != case.files.get(p))
+    assert 0 < staged < len(after) / 2
+    assert stats["restored_tokens"] == len(after) - staged, stats
     assert stats["repository_tokens"] == len(after)
-    assert stats["prefilled_tokens"] == stats["prompt_tokens"] - unchanged  # the rest, once
+    assert stats["prefilled_tokens"] == stats["prompt_tokens"] - stats["restored_tokens"]  # the rest, once
     assert any(f.path == CASE.path for f in report.findings), (report.findings, stats)
 
 

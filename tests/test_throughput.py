@@ -165,14 +165,18 @@ def test_status_prices_a_whole_repository_prefill(tmp_path: Path) -> None:
 
     settings = _settings(tmp_path, cpu_extra_buffers="on")
     model_path = _model_file(tmp_path)
-    plan = {"model": str(model_path), "mode": "whole", "repo_tokens": 19_000, "pages_cached": 4, "cache": "partial"}
-    assert prefill_status(settings, plan)["rate_tokens_per_s"] is None
+    cached = 4 * settings.page_tokens
+    plan = {"model": str(model_path), "mode": "whole", "repo_tokens": 19_000, "pages_cached": 4, "cache": "partial",
+            "prefill_spans": [(19_000 - cached, cached)]}
+    assert prefill_status(settings, dict(plan))["rate_tokens_per_s"] is None
     record(settings, rate_key(settings, model_path, threads=2, extra_buffers=True), _pages(TRUE, 8192))
-    shown = prefill_status(settings, plan)
+    shown = prefill_status(settings, dict(plan))
     assert shown["cold_prefill_s"] == pytest.approx(TRUE.seconds(19_000), rel=0.05)
     assert shown["cold_prefill"] == f"~{round(TRUE.seconds(19_000) / 60)} min on this machine"
-    cached = 4 * settings.page_tokens
     assert shown["prefill_now_s"] == pytest.approx(TRUE.seconds(19_000 - cached, cached), rel=0.05)
+    # pieces: each missing one alone behind the head, far cheaper than the same tokens deep in the context
+    pieces = prefill_status(settings, {**plan, "prefill_spans": [(600, 100)] * 3})
+    assert pieces["prefill_now_s"] == pytest.approx(3 * TRUE.seconds(600, 100), rel=0.05)
 
 
 # --- the real engine -----------------------------------------------------------------------------------------------
