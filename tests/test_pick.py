@@ -15,9 +15,13 @@ from engine_support import engine_settings, make_repo
 from repochat.ask import ask
 from repochat.engine.grammar import GrammarSampler
 from repochat.engine.session import Engine
-from repochat.pick import WORDINGS, Pick, definition_choices, file_choices, pick_grammar, question_kind
+from repochat.index.store import IndexStore
+from repochat.pick import WORDINGS, Pick, definition_choices, file_choices, pick_grammar
 from repochat.prompt import Prompt, question_language
+from repochat.questions import file_query, question_kind
 from repochat.retrieve.context import MAP_PATH, Excerpt
+from repochat.retrieve.files import rank_files
+from repochat.retrieve.search import search
 from repochat.translate import search_query
 
 FILES = {
@@ -78,6 +82,15 @@ def test_choices_are_the_definitions_and_files_shown_best_search_rank_first() ->
     assert definition_choices(prompt, WORDINGS["ja"])[0].text == "`add_tax`（shop/pricing.py）"
 
 
+def test_files_the_file_ranking_placed_lead_the_file_choices() -> None:
+    prompt = _prompt(Excerpt("README.md", 1, 3, "# shop", "", "text", rank=0),
+                     Excerpt("shop/pricing.py", 8, 9, "def add_tax", "add_tax", "function", rank=1, file_rank=1),
+                     Excerpt("shop/cart.py", 6, 15, "class Cart: ...", "Cart", "class", rank=2, file_rank=0))
+    assert [c.path for c in file_choices(prompt, WORDINGS["en"])] == ["shop/cart.py", "shop/pricing.py", "README.md"]
+    # A definition is still picked by its chunk's search rank.
+    assert definition_choices(prompt, WORDINGS["en"])[0].text == "`add_tax` in shop/pricing.py"
+
+
 @pytest.fixture(scope="module")
 def shop(engine: Engine, tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("shop")
@@ -111,6 +124,24 @@ def test_which_files_answer_names_files_that_were_retrieved(engine: Engine, shop
     named = re.findall(r"`([^`]+)`", result.answer.split(". ", 1)[0])
     assert 1 <= len(named) <= 3 and named[0] == "shop/shipping.py", result.answer
     assert all(path in FILES for path in named)
+
+
+# Cart.total, which the issue names, is defined in shop/cart.py; the chunks that read most like the issue are the
+# discount code in shop/pricing.py.
+DISCOUNT_ISSUE = ("Which files would need to change to resolve this issue?\n\n"
+                  "Discounts are not applied to the cart total\n\n"
+                  "Cart.total ignores a discount percent; the price after a discount should be taxed.")
+
+
+def test_which_files_answer_leads_with_the_best_ranked_file(engine: Engine, shop) -> None:
+    repo, settings = shop
+    result = ask(repo, DISCOUNT_ISSUE, settings, engine=engine, effort="low")
+    store = IndexStore.open(settings.index_path(repo))
+    best = rank_files(store, file_query(DISCOUNT_ISSUE), k=1)[0].path
+    assert best == "shop/cart.py" and search(store, DISCOUNT_ISSUE, k=1)[0].path != best  # the rankings differ
+    named = re.findall(r"`([^`]+)`", result.answer.split(". ", 1)[0])
+    assert named and named[0] == best, result.answer
+    assert result.citations and all(c["valid"] for c in result.citations), result.answer
 
 
 def test_a_japanese_question_is_answered_in_japanese(engine: Engine, shop) -> None:

@@ -1,5 +1,7 @@
 """What goes into the context when the whole repository does not fit: the definitions the question names, then the
-best hybrid-search hits, as whole chunks (exact file lines, so citations can be checked), within a token budget."""
+best hybrid-search hits, as whole chunks (exact file lines, so citations can be checked), within a token budget. A
+question about files ("which files would need to change ...") gets the best chunk of each of the files ranked best
+for it (repochat.retrieve.files) first: the answer names them (repochat.pick), so they must be shown."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from ..config import Settings
 from ..index.indexer import embed_pending, update_index
 from ..index.lock import IndexBusy
 from ..index.store import IndexStore
+from ..questions import asks_for_files, file_query
+from .files import FileHit, best_chunks, rank_files
 from .repomap import rank_definitions, render_map
 from .search import SearchHit, definitions_named, search
 
@@ -18,6 +22,7 @@ MAP_PATH = "repository map"  # not a file: citations of it are flagged as not in
 MAP_TOKENS = 400  # at most this much of the budget goes to the map ...
 MAP_SHARE = 8  # ... and at most an eighth of it
 SEARCH_DEPTH = 40  # hits considered; the budget usually ends the list first
+RANKED_FILES = 4  # a question about files: the best chunks of this many best-ranked files (the pick's choices)
 EMBED_ON_ASK_LIMIT = 400  # pending vectors computed before answering (~5 s); more are left to `repochat index`
 LINE_OVERHEAD_TOKENS = 2  # the "123|" prefix each line gets when rendered
 HEADER_TOKENS = 16
@@ -34,6 +39,7 @@ class Excerpt:
     symbol: str = ""  # the definition the excerpt holds, if it is one
     kind: str = ""  # its index kind; "map" for the repository map
     rank: int = UNRANKED  # its place in the search ranking (a definition only named by the question is not in it)
+    file_rank: int = UNRANKED  # a question about files: its file's place in the file ranking
 
 
 def retrieval_context(root: Path, settings: Settings, question: str, budget_tokens: int) -> list[Excerpt]:
@@ -41,13 +47,23 @@ def retrieval_context(root: Path, settings: Settings, question: str, budget_toke
     within budget_tokens (estimated)."""
     store = fresh_index(root, settings)
     ranked = search(store, question, k=SEARCH_DEPTH, embedding_model=settings.embedding_model)
+    files = ranked_files(store, question, settings)
     map_budget = min(MAP_TOKENS, budget_tokens // MAP_SHARE)
-    chosen = _fit(named_definitions(store, question) + ranked, budget_tokens - map_budget)
+    chosen = _fit(best_chunks(store, files) + named_definitions(store, question) + ranked, budget_tokens - map_budget)
     rank = {(h.path, h.start_line, h.end_line): index for index, h in reversed(list(enumerate(ranked)))}
+    file_rank = {hit.path: index for index, hit in enumerate(files)}
     overview = repo_map_excerpt(store, {h.path for h in chosen}, map_budget)
     return ([overview] if overview else []) + [
         Excerpt(h.path, h.start_line, h.end_line, h.text, h.symbol, h.kind,
-                rank.get((h.path, h.start_line, h.end_line), UNRANKED)) for h in chosen]
+                rank.get((h.path, h.start_line, h.end_line), UNRANKED), file_rank.get(h.path, UNRANKED))
+        for h in chosen]
+
+
+def ranked_files(store: IndexStore, question: str, settings: Settings) -> list[FileHit]:
+    """The files ranked best for a question about files, best first; none for any other question."""
+    if not asks_for_files(question):
+        return []
+    return rank_files(store, file_query(question), k=RANKED_FILES, embedding_model=settings.embedding_model)
 
 
 def repo_map_excerpt(store: IndexStore, focus: set[str], max_tokens: int) -> Excerpt | None:

@@ -100,6 +100,20 @@ def rank_files(store: IndexStore, query: str, k: int = 10, mode: str = "hybrid",
     return [FileHit(paths[i], round(float(scores[i]), 6), *best.get(paths[i], (0, 0, ""))) for i in order]
 
 
+def best_chunks(store: IndexStore, hits: list[FileHit]) -> list[S.SearchHit]:
+    """Each file's best chunk as a search hit, in the files' order: the place to read it first (its first chunk
+    when only its path was named)."""
+    directory = store.chunk_directory()
+    rows = []
+    for hit in hits:
+        chunks = directory.by_path.get(hit.path, [])
+        row = directory.chunk_at(hit.path, hit.start_line) if hit.start_line else (chunks[0] if chunks else None)
+        if row is not None:
+            rows.append((row, hit.score))
+    full = S._full_rows(store, [row for row, _ in rows])
+    return [S._hit(full[S._span(row)], score) for row, score in rows if S._span(row) in full]
+
+
 def weight_vector(weights: dict[str, float] | None = None) -> np.ndarray:
     chosen = {**WEIGHTS, **(weights or {})}
     return np.array([chosen[name] for name in FEATURES])
