@@ -95,14 +95,22 @@ def file_choices(prompt: Prompt, wording: Wording) -> list[Choice]:
 
 
 def pick_grammar(pick: Pick) -> str:
-    """GBNF: the best-ranked choice, then up to ``most`` - 1 of the next ones separated by ", ", then the
-    connector."""
-    tail = ""
-    for _ in range(min(pick.most, len(pick.choices)) - 1):
-        tail = f"({gbnf_literal(SEPARATOR)} choice {tail})?"
-    rules = f"root ::= {gbnf_literal(pick.choices[0].text)} {tail} {gbnf_literal(pick.connector)}\n"
-    alternatives = " | ".join(gbnf_literal(c.text) for c in pick.choices[1:])
-    return rules + (f"choice ::= {alternatives}\n" if tail else "")
+    """GBNF: the best-ranked choice, then up to ``most`` - 1 other ones separated by ", ", each named once (the
+    model repeated a file when it could), then the connector."""
+    tail = _further(pick.choices[1:], pick.most - 1)
+    return f"root ::= {gbnf_literal(pick.choices[0].text)} {f'({tail})?' if tail else ''} " \
+        f"{gbnf_literal(pick.connector)}\n"
+
+
+def _further(choices: list[Choice], most: int) -> str:
+    """GBNF alternatives for ", " and one of ``choices``, then up to ``most`` - 1 more of the others."""
+    if most < 1 or not choices:
+        return ""
+    alternatives = []
+    for index, choice in enumerate(choices):
+        rest = _further(choices[:index] + choices[index + 1:], most - 1)
+        alternatives.append(f"{gbnf_literal(SEPARATOR)} {gbnf_literal(choice.text)}" + (f" ({rest})?" if rest else ""))
+    return " | ".join(alternatives)
 
 
 def answer_with_pick(engine: Engine, question_tokens: list[int], start: int, pick: Pick, max_tokens: int,

@@ -16,7 +16,7 @@ from repochat.ask import ask
 from repochat.engine.grammar import GrammarSampler
 from repochat.engine.session import Engine
 from repochat.index.store import IndexStore
-from repochat.pick import WORDINGS, Pick, definition_choices, file_choices, pick_grammar
+from repochat.pick import WORDINGS, Choice, Pick, definition_choices, file_choices, pick_grammar
 from repochat.prompt import Prompt, question_language
 from repochat.questions import file_query, question_kind
 from repochat.retrieve.context import MAP_PATH, Excerpt
@@ -104,6 +104,8 @@ def test_llama_cpp_accepts_the_pick_grammar(engine: Engine) -> None:
     choices = definition_choices(_prompt(Excerpt("a b/c.py", 1, 2, "x", 'say "hi"', "function"),
                                          Excerpt("d.py", 1, 2, "y", "run", "method")), WORDINGS["en"])
     GrammarSampler(engine.model, pick_grammar(Pick(choices, 3, ", which"))).close()  # raises if it does not parse
+    files = [Choice(f"`shop/{name}.py`", f"shop/{name}.py") for name in ("cart", "pricing", "shipping", "tax")]
+    GrammarSampler(engine.model, pick_grammar(Pick(files, 3, ". "))).close()
 
 
 def test_which_function_answer_starts_with_the_best_ranked_definition(engine: Engine, shop) -> None:
@@ -140,7 +142,7 @@ def test_which_files_answer_leads_with_the_best_ranked_file(engine: Engine, shop
     best = rank_files(store, file_query(DISCOUNT_ISSUE), k=1)[0].path
     assert best == "shop/cart.py" and search(store, DISCOUNT_ISSUE, k=1)[0].path != best  # the rankings differ
     named = re.findall(r"`([^`]+)`", result.answer.split(". ", 1)[0])
-    assert named and named[0] == best, result.answer
+    assert named and named[0] == best and len(set(named)) == len(named), result.answer  # each file once
     assert result.citations and all(c["valid"] for c in result.citations), result.answer
 
 
