@@ -17,10 +17,11 @@ from .engine.context import LlamaModel
 from .engine.models import resolve_model
 from .engine.pagestore import PageStore, chain_keys
 from .engine.pieces import PIECE_INDEX, Placement, piece_store_identity
-from .engine.planner import Plan, answers_whole, auto_refuses_whole, context_bucket, make_plan
+from .engine.planner import Plan, answers_whole, auto_refuses_whole, context_bucket, make_plan, pieces_sound
 from .engine.throughput import describe_seconds, estimate_spans_seconds
 from .engine.session import Engine, Generation, PrefixStats, cache_identity, split_pages
 from .errors import ConfigError, EngineError
+from .kv_warm import excerpt_cache_state
 from .lookup import lookup_answer
 from .pick import answer_with_pick, pick_for
 from .prompt import Prompt, Prompter
@@ -203,9 +204,11 @@ def status_plan(root: Path, settings: Settings) -> dict[str, Any]:
     vocabulary = LlamaModel(model_path, vocab_only=True)
     try:
         plan, prompt = plan_whole(repo, Prompter(vocabulary, model_path), model_path, settings, "auto")
+        excerpts = excerpt_cache_state(repo, settings, Prompter(vocabulary, model_path), model_path)
     finally:
         vocabulary.close()
-    report: dict[str, Any] = {"model": str(model_path), **plan.as_dict()}
+    report: dict[str, Any] = {"model": str(model_path), **plan.as_dict(), **excerpts,
+                              "kv_disk_bytes": plan.repo_tokens * plan.kv_bytes_per_token}  # all of its KV
     refused = auto_refuses_whole(model_path, settings, plan.repo_tokens) if plan.mode == "whole" else ""
     if refused:  # the whole-repository plan is that of --effort high and of review
         report["ask_auto"] = f"retrieval: {refused}"
@@ -218,7 +221,7 @@ def _kv_cache_state(model_path: Path, settings: Settings, prompt: Prompt) -> dic
     """How much of the whole-repository prefix's KV is on disk (pieces, or the prefix pages' longest cached run),
     and the (tokens, start) spans an ask would prefill now (``prefill_spans``, priced by `repochat status`)."""
     identity = cache_identity(model_path, settings)
-    if settings.kv_pieces:
+    if pieces_sound(model_path, settings):
         store = PageStore(Path(settings.cache_dir), piece_store_identity(identity), settings.kv_cache_size)
         placement = Placement.of(identity, prompt.head, prompt.pieces)
         present = [store.exists(PIECE_INDEX, key) for key in placement.keys]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .config import Settings
-from .engine.planner import Plan, make_plan
+from .engine.planner import Plan, make_plan, pieces_sound
 from .errors import RepositoryError
 from .history import stability_order
 from .layout import Layout, LayoutMemory, arrange, fresh_layout
@@ -77,7 +77,7 @@ def plan_whole(repo: Repository, prompter: Prompter, model_path: Path, settings:
     the remembered layout put them (repochat.layout), and ``remember``
     saves a changed layout for the next call (the work tree's view only: a review's view is not remembered).
     ``extra_tokens``: what the caller adds after the prefix beyond the plan's usual room."""
-    if settings.kv_pieces:  # an edit recomputes only the edited files' pieces wherever they sit: no layout kept
+    if pieces_sound(model_path, settings):  # an edit recomputes only the edited files' pieces: no layout kept
         return _plan_layout(fresh_layout(repo.files), prompter, model_path, settings, effort, extra_tokens)
     memory = LayoutMemory(Path(settings.cache_dir), repo.root, scope=f"max_file_size={settings.max_file_size}")
     layout = arrange(repo.files, memory.load(), settings.max_stale_share, estimate_tokens)

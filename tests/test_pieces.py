@@ -229,3 +229,16 @@ def test_pages_setting_still_gives_prefix_pages(cold: Cold, engine: Engine, tmp_
     result = _ask_from_disk(engine, cold.repo, settings)
     assert result.coverage["kv_unit"] == "page"
     assert result.coverage["pages"] == len(split_pages([0] * result.coverage["repo_tokens"], 256))
+
+
+def test_a_sliding_window_model_falls_back_to_prefix_pages_and_says_so(cold: Cold, tmp_path: Path) -> None:
+    """Gemma 3's local layers see a window of 512 tokens: a piece computed alone would not be what a full prefill
+    computes there, so its cache goes in prefix pages, with a notice."""
+    settings = engine_settings(tmp_path / "cache", model="gemma-270m", threads=1, max_answer_tokens=16)
+    first = ask(cold.repo, QUESTION, settings, effort="high")
+    assert first.coverage["kv_unit"] == "page" and first.coverage["pages"] > 1
+    assert any("prefix pages instead" in notice for notice in first.coverage["notices"]), first.coverage["notices"]
+    again = ask(cold.repo, QUESTION, settings, effort="high")
+    assert again.coverage["cache"] == "hit" and again.answer == first.answer
+    status = status_plan(cold.repo, settings)
+    assert status["kv_unit"] == "page" and status["cache"] == "hit"

@@ -205,6 +205,12 @@ def make_plan(model_path: Path, repo_tokens: int, settings: Settings, effort: st
     return Plan(mode="retrieval", context=context, retrieval_tokens=max(context - room, 256), reason=reason, **base)
 
 
+def pieces_sound(model_path: Path, settings: Settings) -> bool:
+    """Whether KV pieces (engine/pieces.py) are asked for and equivalent for this model: a piece computed alone
+    sees all of itself, which a sliding-window layer (Gemma 3) would not, in a full prefill, past its window."""
+    return settings.kv_pieces and not any(kv_shape(read_gguf(model_path)).swa_layers)
+
+
 def answers_whole(model_path: Path) -> bool:
     """Whether the model answers better with the whole repository in the context than with a retrieved one: a
     registry model as the answer benchmark measured, a model given by path is trusted to use long contexts."""

@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 from ..config import Settings
 from ..errors import EngineError
 from .context import SEQ_MAIN, ContextParams, LlamaContext, LlamaModel
-from .planner import needs_flash_attention
+from .planner import needs_flash_attention, pieces_sound
 from .models import check_adapter, model_fingerprint
 from .pagestore import LoadStatus, PageStore, chain_keys
 from .pieces import PIECE_INDEX, Placement, compute_piece, piece_store_identity, relink_piece, restore_piece
@@ -111,21 +111,27 @@ class Engine:
                      on_progress: Progress | None = None) -> PrefixStats:
         """Make the main sequence hold ``head`` then ``pieces``: as position-independent pieces where ``settings``
         ask for them and the model's cache can shift positions, else as prefix pages."""
-        context = self._require_context()
-        if settings.kv_pieces and context.can_shift:
+        if self._uses_pieces(settings):
             return self.load_pieces(head, pieces, self.store(settings, pieces=True), on_progress,
                                     settings.piece_link_tokens)
         stats = self.load_prefix(split_pages(_joined(head, pieces), settings.page_tokens), self.store(settings),
                                  on_progress)
         if settings.kv_pieces:
-            _notice(stats, "this model's KV cache cannot move cached positions: prefix pages instead of pieces")
+            _notice(stats, "this model's KV cache cannot place cached pieces elsewhere (a sliding attention window, "
+                           "or positions that cannot shift): prefix pages instead, reusable behind the same prefix")
         return stats
+
+    def _uses_pieces(self, settings: Settings) -> bool:
+        """Pieces where asked for and sound: a piece computed alone is only equivalent when every layer could see
+        its whole context (no sliding window) and llama.cpp can move cached positions (assumed before a context
+        exists to ask)."""
+        return pieces_sound(self.model_path, settings) and (self.context is None or self.context.can_shift)
 
     def prefill_spans(self, head: list[int], pieces: list[list[int]], settings: Settings) -> list[tuple[int, int]]:
         """(tokens, start) of each prefill ``load_context`` would run now: the pieces neither in memory nor on disk,
         each behind the head (pieces mode, assumed until a context says the cache cannot shift); or the pages after
         the longest reusable prefix."""
-        if settings.kv_pieces and (self.context is None or self.context.can_shift):
+        if self._uses_pieces(settings):
             reusable = self.reusable_pieces(head, pieces, self.store(settings, pieces=True))
             spans = [(len(tokens), len(head) if unit else 0)
                      for unit, (tokens, done) in enumerate(zip([head, *pieces], reusable)) if not done]
