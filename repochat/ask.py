@@ -21,7 +21,6 @@ from .engine.planner import Plan, answers_whole, auto_refuses_whole, context_buc
 from .engine.throughput import describe_seconds, estimate_spans_seconds
 from .engine.session import Engine, Generation, PrefixStats, cache_identity, split_pages
 from .errors import ConfigError, EngineError
-from .kv_warm import excerpt_cache_state
 from .lookup import lookup_answer
 from .pick import answer_with_pick, pick_for
 from .prompt import Prompt, Prompter
@@ -199,6 +198,8 @@ def _retrieval_prompt(root: Path, question: str, settings: Settings, plan: Plan,
 
 def status_plan(root: Path, settings: Settings) -> dict[str, Any]:
     """The plan and the state of the KV cache for `repochat status`; loads only the model's vocabulary."""
+    from .kv_warm import excerpt_cache_state  # it reads the index (LanceDB): not imported by every ask
+
     repo = load_repository(root, settings)
     model_path = resolve_model(settings)
     vocabulary = LlamaModel(model_path, vocab_only=True)
