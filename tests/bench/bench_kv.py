@@ -2,7 +2,7 @@
 
     python tests/bench/bench_kv.py                       # all three parts
     python tests/bench/bench_kv.py --parts ttft,overhead --tokens 20000
-    python tests/bench/bench_kv.py --parts replay --history /path/to/git/repo --commits 50
+    python tests/bench/bench_kv.py --parts replay --history /path/to/git/repo --commits 50 [--rev REV]
 
 ttft:     cold vs warm time to first token of `ask` (each a fresh engine, as a new `repochat ask` process would be)
           on a git repository of >= --tokens tokens (default: built from an installed package's sources).
@@ -44,7 +44,7 @@ from repochat.tokens import count_tokens, estimate_tokens
 QUESTION = "Where is the command line parsed, and which function handles errors?"
 
 
-def _git(root: Path, *args: str, when: int | None = None, binary: bool = False) -> str | bytes:
+def git(root: Path, *args: str, when: int | None = None, binary: bool = False) -> str | bytes:
     env = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@example.com", "GIT_COMMITTER_NAME": "bench",
            "GIT_COMMITTER_EMAIL": "b@example.com", "PATH": "/usr/bin:/bin", "HOME": str(root)}
     if when is not None:
@@ -69,13 +69,13 @@ def build_repository(target: Path, tokens: int, package: str = "click") -> Path:
             chosen.append(path)
             total += sizes[path]
     target.mkdir(parents=True)
-    _git(target, "init", "-q")
+    git(target, "init", "-q")
     for index, path in enumerate(sorted(chosen, key=lambda p: sizes[p])):
         rel = path.relative_to(source.parent)
         (target / rel).parent.mkdir(parents=True, exist_ok=True)
         (target / rel).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
-        _git(target, "add", str(rel))
-        _git(target, "commit", "-q", "-m", f"add {rel}", when=1_600_000_000 + index * 3600)
+        git(target, "add", str(rel))
+        git(target, "commit", "-q", "-m", f"add {rel}", when=1_600_000_000 + index * 3600)
     return target
 
 
@@ -131,26 +131,26 @@ def bench_overhead(repo: Path, settings: Settings, model_path: Path, n_tokens: i
     print(f"prefill throughput ratio repochat/plain (best rounds): {min(theirs) / min(ours):.3f}  (target >= 0.95)")
 
 
-def _files_at(root: Path, commit: str) -> dict[str, str]:
+def files_at(root: Path, commit: str) -> dict[str, str]:
     """Readable text files of a commit, filtered like the walker does."""
-    listing = _git(root, "ls-tree", "-r", "-z", "--format=%(objectname) %(path)", commit)
+    listing = git(root, "ls-tree", "-r", "-z", "--format=%(objectname) %(path)", commit)
     files = {}
     for entry in filter(None, str(listing).split("\0")):
         blob, path = entry.split(" ", 1)
         if path_skip_reason(path):
             continue
-        data = _git(root, "cat-file", "blob", blob, binary=True)
+        data = git(root, "cat-file", "blob", blob, binary=True)
         text = None if content_skip_reason(data) else decode_text(data)
         if text is not None:
             files[path] = text
     return files
 
 
-def bench_replay(history: Path, commits: int, settings: Settings, model_path: Path) -> None:
+def bench_replay(history: Path, commits: int, settings: Settings, model_path: Path, rev: str = "HEAD") -> None:
     """Each commit's whole-repository prefix laid out as `ask` lays it out (remembered layout, changed files
     appended, rebuilt past max_stale_share); the pages kept are those whose key an earlier commit's chain already
     had (the page store keeps them all, up to its size bound)."""
-    revs = str(_git(history, "rev-list", f"--max-count={commits + 1}", "--first-parent", "HEAD")).split()[::-1]
+    revs = str(git(history, "rev-list", f"--max-count={commits + 1}", "--first-parent", rev)).split()[::-1]
     vocabulary = LlamaModel(model_path, vocab_only=True)
     prompter = Prompter(vocabulary, model_path)
     prompter.content = functools.lru_cache(maxsize=None)(prompter.content)  # each file version tokenized once
@@ -159,7 +159,7 @@ def bench_replay(history: Path, commits: int, settings: Settings, model_path: Pa
     remembered: Layout | None = None
     shares, stale_shares = [], []
     for rev in revs:
-        files = _files_at(history, rev)
+        files = files_at(history, rev)
         order = stability_order(history, list(files), rev=rev, include_worktree=False)
         layout = arrange([render_file(path, files[path]) for path in order], remembered, settings.max_stale_share,
                          estimate_tokens)
@@ -177,7 +177,7 @@ def bench_replay(history: Path, commits: int, settings: Settings, model_path: Pa
     vocabulary.close()
     if shares:
         ordered = sorted(shares)
-        print(f"replay of {len(shares)} commits of {history} (max_stale_share {settings.max_stale_share}): "
+        print(f"replay of {len(shares)} commits of {history} up to {revs[-1][:10]} (max_stale_share {settings.max_stale_share}): "
               f"mean share recomputed {sum(shares) / len(shares):.1%}, median {ordered[len(ordered) // 2]:.1%}  "
               f"(goal <= 10%); mean share of superseded copies in the context "
               f"{sum(stale_shares) / len(stale_shares):.1%}")
@@ -192,6 +192,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--history", type=Path, default=Path(__file__).resolve().parents[2])
     parser.add_argument("--commits", type=int, default=50)
+    parser.add_argument("--rev", default="HEAD", help="replay: the last commit replayed")
     parser.add_argument("--overhead-tokens", type=int, default=8192)
     parser.add_argument("--max-stale-share", type=float, default=Settings.max_stale_share,
                         help="replay: the layout setting (0: a fresh stability order at every commit)")
@@ -208,7 +209,7 @@ def main() -> None:
         if "overhead" in parts:
             bench_overhead(repo, settings, model_path, args.overhead_tokens)
         if "replay" in parts:
-            bench_replay(args.history, args.commits, settings, model_path)
+            bench_replay(args.history, args.commits, settings, model_path, args.rev)
 
 
 if __name__ == "__main__":
