@@ -27,13 +27,20 @@ def cli() -> None:
 @click.option("--rebuild", is_flag=True, help="Drop the existing index and build it again.")
 @click.option("--no-embed", is_flag=True, help="Skip vectors (full-text search only; hybrid fills them in later).")
 @click.option("--max-file-size", help="Skip files larger than this (e.g. 1MB).")
+@click.option("--kv/--no-kv", default=None,
+              help="Then compute the KV pieces that asks assemble, most central files first (Ctrl-C keeps those "
+                   "done). Default: the index_kv setting (auto: when the repository's KV fits kv_cache_size).")
+@model_options
 @json_option
 @handle_errors()
-def index(path: Path | None, rebuild: bool, no_embed: bool, max_file_size: str | None, as_json: bool) -> None:
-    """Index PATH (default: the current repository): chunks, symbols, full-text index, then vectors."""
+def index(path: Path | None, rebuild: bool, no_embed: bool, max_file_size: str | None, kv: bool | None,
+          as_json: bool, **options: Any) -> None:
+    """Index PATH (default: the current repository): chunks, symbols, full-text index, vectors, then KV pieces."""
     from .index.indexer import embed_pending, update_index
+    from .kv_refresh import warm_after_index
 
-    root, settings = settings_for(path, max_file_size=max_file_size, embeddings=False if no_embed else None)
+    root, settings = settings_for(path, max_file_size=max_file_size, embeddings=False if no_embed else None,
+                                  index_kv=None if kv is None else ("on" if kv else "off"), **options)
     with progress_reporter(not as_json) as report:
         summary = update_index(root, settings, report, rebuild=rebuild)
         if not as_json:
@@ -44,13 +51,27 @@ def index(path: Path | None, rebuild: bool, no_embed: bool, max_file_size: str |
             summary.vectors_pending -= summary.embedded
             if not as_json:
                 out.print(f"embedded {summary.embedded} chunks")
+        warmed = warm_after_index(root, settings, report)
     if as_json:
-        emit_json(asdict(summary))
+        emit_json({**asdict(summary), "kv": warmed.as_dict()})
+    elif settings.index_kv != "off":
+        _print_warm(warmed)
 
 
 def shown(path: str) -> str:
     """A path on one line: a newline or other control character in a file name is shown escaped."""
     return path if path.isprintable() else path.encode("unicode_escape").decode("ascii")
+
+
+def _print_warm(warmed: Any) -> None:
+    if warmed.skipped:
+        out.print(f"KV {warmed.kv_unit}s: not computed ({warmed.skipped})", markup=False)
+        return
+    out.print(f"KV {warmed.kv_unit}s ({warmed.mode} mode): {warmed.computed} computed, {warmed.cached} already "
+              f"cached, of {warmed.pieces} ({warmed.tokens:,} tokens, {warmed.computed_tokens:,} computed) in "
+              f"{warmed.seconds:.1f}s", markup=False)
+    for notice in warmed.notices:
+        out.print(f"[yellow]{escape(notice)}[/]")
 
 
 def _print_index_summary(summary: Any) -> None:
@@ -179,6 +200,22 @@ def status(repo: Path | None, as_json: bool) -> None:
         out.print(f"[bold]{section}[/]")
         for key, value in (values.items() if isinstance(values, dict) else [("", values)]):
             out.print(f"  {key}: {value}" if key else f"  {value}")
+        if section == "plan" and isinstance(values, dict) and "kv_disk_bytes" in values:
+            out.print(f"  {_kv_cached_line(values)}", markup=False)
+
+
+def _kv_cached_line(plan: dict[str, Any]) -> str:
+    """How much of the repository's KV is on disk, and what all of it takes there."""
+    disk = f"all of it ~{_size(plan['kv_disk_bytes'])} on disk"
+    if "tokens_cached" not in plan:
+        return f"KV: {disk} ({plan['mode']} mode: an ask's pieces depend on its question)"
+    total = max(plan["repo_tokens"], 1)
+    return (f"KV cached: {plan['tokens_cached'] * 100 // total}% of the repository ({plan['tokens_cached']:,} of "
+            f"{plan['repo_tokens']:,} tokens, {plan['pages_cached']} of {plan['pages']} {plan['kv_unit']}s); {disk}")
+
+
+def _size(size: int) -> str:
+    return f"{size / 1024**3:.1f} GB" if size >= 1024**3 else f"{size / 1024**2:.0f} MB"
 
 
 @cli.command()

@@ -46,8 +46,9 @@ def serve(transport: str, no_watch: bool, no_embed: bool, repo: Path | None) -> 
               help="Seconds of quiet after the last change before the index is updated.")
 @click.option("--no-embed", is_flag=True, help="Skip vectors (full-text search only).")
 @click.option("--warm-kv", is_flag=True,
-              help="Also keep the KV pages of whole-repository mode ready: loads the model and prefills the pages "
-                   "after each update, so that the next `repochat ask` restores them instead.")
+              help="Also keep the KV that asks assemble ready: loads the model and computes the pieces of changed "
+                   "files (or chunks, in retrieval mode, as index_kv says) after each update, so that the next "
+                   "`repochat ask` restores them instead.")
 @repo_option
 @json_option
 @handle_errors()
@@ -55,7 +56,7 @@ def watch(debounce: float, no_embed: bool, warm_kv: bool, repo: Path | None, as_
     """Keep the index up to date while files change (Ctrl-C to stop).
 
     Changes are debounced and coalesced: a branch switch or a formatter run is one update. Prints one line per
-    update (one JSON object per line with --json), and with --warm-kv one per refresh of the KV pages.
+    update (one JSON object per line with --json), and with --warm-kv one per refresh of the KV pieces.
     """
     from .engine.lazy import LazyEngine
     from .kv_refresh import KvRefresher
@@ -107,7 +108,11 @@ def _report_refresh(state: RefreshState, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"kv_refresh": state.last, "skipped": state.skipped or None}, ensure_ascii=False))
     elif state.skipped:
-        click.echo(f"kv pages: nothing to prepare ({state.skipped})")
+        click.echo(f"kv: nothing to prepare ({state.skipped})")
+    elif state.last:
+        last = state.last
+        click.echo(f"kv {last['kv_unit']}s ({last['mode']} mode): {last['pieces_computed']} computed, "
+                   f"{last['pieces_cached']} already cached, in {last['seconds']:.1f}s")
     elif state.last:
         last = state.last
         click.echo(f"kv pages ready: {last['pages']} pages, {last['pages_prefilled']} prefilled "

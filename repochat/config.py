@@ -50,6 +50,10 @@ class Settings:
     # fix of EPIC); 0 = none. On the demo 32 took the next-token KL against a full prefill from 1.36 to 0.14
     piece_link_tokens: int = 32
     kv_cache_size: int = 20 * 1024**3  # bytes of KV pages kept on disk before LRU eviction
+    # `repochat index` (and the watcher's retrieval-mode refresh) then computes the KV pieces asks will use
+    # (repochat.kv_warm): on, off, or auto = on when the repository's KV (tokens x KV bytes per token) fits
+    # kv_cache_size
+    index_kv: str = "auto"
     gpu_layers: int = 0
     threads: int = 0  # 0 = one thread per idle core (fitted to the machine's load)
     max_answer_tokens: int = 512
@@ -89,14 +93,23 @@ _SHARE_KEYS = {"max_stale_share"}  # fractions of a whole: 0 to 1
 _MINIMUMS = {"max_file_size": 1, "memory": 0, "ctx": 0, "page_tokens": 16, "kv_cache_size": 0, "gpu_layers": -1,
              "threads": 0, "max_answer_tokens": 1, "max_diff_lines": 1, "review_whole_max_prefill": 0,
              "retrieval_tokens": 0, "interactive_prefill_s": 0, "piece_link_tokens": 0}
+_AUTO_ON_OFF = ("auto", "on", "off")
 CHOICES = {"kv_type": ("f16", "q8_0", "q4_0"), "fail_on": ("error", "warning", "info", "never"),
-           "cpu_extra_buffers": ("auto", "on", "off")}
+           "cpu_extra_buffers": _AUTO_ON_OFF, "index_kv": _AUTO_ON_OFF}
+
+
+def _auto_on_off(value: Any) -> str:
+    """auto, on or off; a TOML boolean (index_kv = true) or its usual spellings mean on or off."""
+    word = str(value).lower()
+    return "on" if word in ("true", "1", "yes", "on") else "off" if word in ("false", "0", "no", "off") else word
 
 
 def _coerce(name: str, kind: Any, value: Any) -> Any:
     try:
         if name in _SIZE_KEYS:
             return parse_size(value)
+        if CHOICES.get(name) == _AUTO_ON_OFF:
+            return _auto_on_off(value)
         if kind == "bool" or kind is bool:
             if isinstance(value, bool):
                 return value

@@ -1,14 +1,14 @@
-"""Keep the KV page chain of whole-repository mode ready while files change.
+"""Keep the KV the next ask assembles ready while files change.
 
-Without this, the first `ask` after an edit prefills the edited files' new versions (appended after the remembered
-layout, repochat.layout), or every page after the first changed file when the layout is rebuilt, in the foreground.
-``KvRefresher`` does that work in the background after each index update instead, so the next ask finds the chain
-in memory (or on disk) and only decodes its question.
+Without this, the first `ask` after an edit prefills the edited files' pieces (or, with prefix pages, every page
+after the first changed file) in the foreground. ``KvRefresher`` does that work in the background after each index
+update instead (``warm_repository``): the pieces of changed files, or of changed chunks in retrieval mode (see
+repochat.kv_warm), so the next ask finds them in memory or on disk and only decodes its question.
 
 The engine has one context, shared with client requests; ``EngineTurns`` hands it out. A request always goes first:
-the refresh starts only while no request runs or waits, and when one arrives it stops at the next page boundary. The
-pages it wrote stay valid (a page's key names its whole prefix); once the request is done the refresh starts over,
-and the pages already in memory or on disk make that restart cheap.
+the refresh starts only while no request runs or waits, and when one arrives it stops at the next piece (or page)
+boundary. What it wrote stays valid (a piece's key names its own tokens, a page's its whole prefix); once the
+request is done the refresh starts over, and what is already in memory or on disk makes that restart cheap.
 """
 
 from __future__ import annotations
@@ -23,13 +23,18 @@ from typing import Any, Callable, Iterator
 
 from .config import Settings
 from .engine.session import Engine, PrefixStats
+from .engine.models import resolve_model
+from .engine.planner import MIN_CONTEXT, pieces_sound
 from .errors import RepochatError
+from .index.store import IndexStore
+from .kv_warm import WarmReport, kv_fits_cache, pieces_to_warm, warm_pieces
 from .prompt import Prompter
 from .repository import load_repository, plan_whole
 
 log = logging.getLogger("repochat.kv_refresh")
 Progress = Callable[[str, int, int], None]
 _TURN_POLL_S = 0.5  # how often a refresh waiting for the engine checks whether it is being stopped
+RETRIEVAL_PAGES = "retrieval mode: the repository does not fit in the context (prefix pages depend on the question)"
 
 
 class EngineTurns:
@@ -96,15 +101,81 @@ def warm_whole_repository(root: Path, settings: Settings, engine: Engine, on_pro
     return engine.load_context(prompt.head, prompt.pieces, settings, on_progress)
 
 
+def warm_repository(root: Path, settings: Settings, engine: Engine, on_progress: Progress | None = None,
+                    check: Callable[[], None] | None = None, policy: str = "on",
+                    keep_in_memory: bool = False) -> WarmReport:
+    """Compute the KV the next `ask` (effort auto) would assemble and is not cached yet (repochat.kv_warm).
+
+    Pieces where the model's cache can shift positions: the files' pieces when the whole repository goes in, else
+    the index chunks' pieces, which ``policy`` (the index_kv setting) may leave out: "off", or "auto" when the
+    repository's KV does not fit kv_cache_size. With ``keep_in_memory`` an engine whose context can hold the whole
+    repository (one an ask has created) gets it assembled there too, so that the next ask only decodes its
+    question; otherwise the pieces are computed one at a time in a small context and saved. Prefix pages (kv_pieces
+    off, a sliding-window model, a cache that cannot shift) are the whole-repository chain, prefilled in the context
+    as an ask would."""
+    began = time.monotonic()
+    check = check or (lambda: None)
+    if not pieces_sound(engine.model_path, settings) or not engine.ensure_context(MIN_CONTEXT).can_shift:
+        stats = warm_whole_repository(root, settings, engine, on_progress, check)
+        if stats is None:
+            return WarmReport("retrieval", "page", skipped=RETRIEVAL_PAGES)
+        return WarmReport.of(stats, "whole", time.monotonic() - began)
+    repo = load_repository(root, settings)
+    check()
+    wanted = pieces_to_warm(repo, settings, Prompter(engine.model, engine.model_path), engine.model_path, check)
+    if wanted.mode == "retrieval" and policy != "on":
+        fits, why = kv_fits_cache(engine.model_path, settings, wanted.plan.repo_tokens)
+        if policy == "off" or not fits:
+            return WarmReport("retrieval", skipped=f"index_kv = {policy}" + ("" if policy == "off" else f": {why}"))
+    context = engine.context
+    if keep_in_memory and wanted.whole is not None and context is not None and context.n_ctx >= wanted.plan.context:
+        stats = engine.load_context(wanted.whole.head, wanted.whole.pieces, settings, on_progress)
+        return WarmReport.of(stats, "whole", time.monotonic() - began)
+    return warm_pieces(engine, settings, wanted, on_progress, check)
+
+
+def warm_after_index(root: Path, settings: Settings, on_progress: Progress | None = None) -> WarmReport:
+    """`repochat index`'s last step, as the index_kv setting says: on, off, or auto (on where the repository's KV,
+    counted from the index's token counts, fits kv_cache_size). auto never fails the index: a missing model or an
+    empty repository is a reason given, not an error."""
+    if settings.index_kv == "off":
+        return WarmReport(skipped="index_kv = off")
+    try:
+        return _warm_after_index(root, settings, on_progress)
+    except RepochatError as exc:
+        if settings.index_kv == "on":
+            raise
+        return WarmReport(skipped=f"index_kv = auto: {exc}")
+
+
+def _warm_after_index(root: Path, settings: Settings, on_progress: Progress | None) -> WarmReport:
+    tokens = indexed_tokens(root, settings) if settings.index_kv == "auto" else 0
+    if settings.index_kv == "auto" and not tokens:
+        return WarmReport(skipped="index_kv = auto: no files indexed")
+    model_path = resolve_model(settings, on_progress)
+    if settings.index_kv == "auto":
+        fits, why = kv_fits_cache(model_path, settings, tokens)
+        if not fits:
+            return WarmReport(skipped=f"index_kv = auto: {why}")
+    with Engine(model_path, settings, on_progress) as engine:
+        return warm_repository(root, settings, engine, on_progress, policy="on")
+
+
+def indexed_tokens(root: Path, settings: Settings) -> int:
+    """The indexed files' tokens (the index's estimate): the repository's size without tokenizing it again."""
+    store = IndexStore.open(settings.index_path(root))
+    return sum(store.column("files", "tokens", "status = 'indexed'"))
+
+
 @dataclass
 class RefreshState:
     """What the refresher is doing, for `index_status`."""
 
     state: str = "idle"  # idle | waiting (for the engine) | running | paused (gave way to a request)
     refreshes: int = 0  # refreshes that ran to the end
-    pages_done: int = 0  # progress of the running refresh
+    pages_done: int = 0  # progress of the running refresh (pieces, or pages)
     pages_total: int = 0
-    last: dict[str, Any] | None = None  # what the last finished refresh did
+    last: dict[str, Any] | None = None  # what the last finished refresh did (kv_warm.WarmReport.as_dict)
     skipped: str = ""  # why the last one had nothing to do
     last_error: str = ""
 
@@ -114,8 +185,8 @@ class _GiveWay(Exception):
 
 
 class KvRefresher:
-    """Re-prefills the whole-repository page chain in a background thread each time ``request`` is called (pass it
-    as the watcher's ``on_update``); requests arriving while it runs are coalesced into one more refresh."""
+    """Warms the repository's KV (``warm_repository``) in a background thread each time ``request`` is called (pass
+    it as the watcher's ``on_update``); requests arriving while it runs are coalesced into one more refresh."""
 
     def __init__(self, root: Path, settings: Settings, engine: Callable[[], Engine | None],
                  turns: EngineTurns | None = None, on_progress: Progress | None = None,
@@ -204,13 +275,13 @@ class KvRefresher:
 
     def _refresh(self) -> None:
         self.state.state, self.state.pages_done, self.state.pages_total = "running", 0, 0
-        began = time.monotonic()
         try:
             engine = self._engine()  # `repochat watch --warm-kv` loads the model here, the first time
             if engine is None:
                 self.state.skipped = "no model loaded yet (the first ask loads it)"
                 return
-            stats = warm_whole_repository(self.root, self.settings, engine, self._page_done, self._give_way_if_asked)
+            report = warm_repository(self.root, self.settings, engine, self._page_done, self._give_way_if_asked,
+                                     policy=self.settings.index_kv, keep_in_memory=True)
         except RepochatError as exc:
             self.state.last_error = str(exc)
             log.error("KV refresh failed: %s", exc)
@@ -221,21 +292,16 @@ class KvRefresher:
             self.state.last_error = f"{type(exc).__name__}: {exc}"
             log.exception("KV refresh failed")
             return
-        self._finished(stats, time.monotonic() - began)
+        self._finished(report)
 
-    def _finished(self, stats: PrefixStats | None, seconds: float) -> None:
+    def _finished(self, report: WarmReport) -> None:
         self.state.refreshes += 1
         self.state.last_error = ""
-        if stats is None:
-            self.state.skipped = "retrieval mode: the repository does not fit in the context"
-        else:
-            self.state.skipped = ""
-            self.state.last = {"pages": stats.pages_total, "pages_in_memory": stats.pages_in_memory,
-                               "pages_restored": stats.pages_restored, "pages_prefilled": stats.pages_prefilled,
-                               "prefilled_tokens": stats.prefilled_tokens, "pages_saved": stats.pages_saved,
-                               "seconds": round(seconds, 3)}
-            log.info("KV pages ready: %d pages, %d prefilled (%d tokens) in %.2fs", stats.pages_total,
-                     stats.pages_prefilled, stats.prefilled_tokens, seconds)
+        self.state.skipped = report.skipped
+        if not report.skipped:
+            self.state.last = report.as_dict()
+            log.info("KV %ss ready (%s mode): %d of %d computed (%d tokens) in %.2fs", report.kv_unit, report.mode,
+                     report.computed, report.pieces, report.computed_tokens, report.seconds)
         if self._on_done:
             self._on_done(self.state)
 

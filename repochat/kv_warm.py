@@ -1,9 +1,9 @@
 """Compute a repository's KV pieces ahead of its questions: `repochat index --kv` and the watcher's refresh.
 
 A piece's KV depends only on the head and its own tokens (engine/pieces.py), so it can be computed without
-assembling any context: the main sequence holds the head alone, each missing piece is prefilled behind it, saved in
-the page store (atomically: a kill -9 keeps every piece written before it) and dropped again. The context only has
-to hold the head and the largest piece, however large the repository.
+assembling any context: the main sequence holds the head alone, each missing piece is prefilled behind it in the
+scratch sequence, saved in the page store (atomically: a kill -9 keeps every piece written before it) and dropped.
+The context only has to hold the head and the largest piece, however large the repository.
 
 Which pieces: those the next `repochat ask` (effort auto) would assemble. Where it puts the whole repository in the
 context, one piece per file, tokenized exactly as `ask` renders it (repository.plan_whole); where it retrieves, one
@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import Settings
-from .engine.context import SEQ_MAIN
+from .engine.context import SEQ_MAIN, SEQ_PAGE, LlamaContext
 from .engine.pagestore import PageStore
-from .engine.pieces import PIECE_INDEX, compute_piece, piece_keys, piece_store_identity
-from .engine.planner import PROMPT_ROOM, Plan, answers_whole, auto_refuses_whole, context_bucket, make_plan
+from .engine.pieces import PIECE_INDEX, piece_keys, piece_store_identity
+from .engine.planner import (PROMPT_ROOM, Plan, answers_whole, auto_refuses_whole, context_bucket, make_plan,
+                              pieces_sound)
 from .engine.session import Engine, PrefixStats, cache_identity
 from .engine.throughput import MIN_SAMPLE_TOKENS, Sample, rate_key, record
 from .errors import IndexMissing, RepochatError
@@ -107,21 +108,17 @@ def warm_pieces(engine: Engine, settings: Settings, wanted: Pieces, on_progress:
 
 def _compute(engine: Engine, store: Any, units: list[list[int]], keys: list[str], missing: list[int],
              report: WarmReport, on_progress: Progress | None, check: Check) -> None:
-    """Prefill each missing piece behind the head, save it, and drop it from the main sequence again."""
+    """Prefill each missing piece behind the head and save it; the main sequence keeps the head alone."""
     context = engine.context
     assert context is not None
-    head_tokens = len(units[0])
     protect = set(keys)  # the LRU bound evicts other caches' pieces before this repository's
     timings: list[Sample] = []
     try:
         for done, unit in enumerate(missing, 1):
             check()
             began = time.monotonic()
-            try:
-                data = compute_piece(context, units[unit], head_tokens, head_tokens)
-            finally:
-                context.seq_remove(SEQ_MAIN, head_tokens, -1)  # the head stays, as the engine believes
-            timings.append(Sample(len(units[unit]), head_tokens, time.monotonic() - began))
+            data = _piece_alone(context, units[unit], len(units[0]), check)
+            timings.append(Sample(len(units[unit]), len(units[0]), time.monotonic() - began))
             if not store.save(PIECE_INDEX, keys[unit], len(units[unit]), data, protect):
                 report.notices.append("KV cache size limit reached: later pieces are not saved (raise kv_cache_size)")
                 return
@@ -131,6 +128,23 @@ def _compute(engine: Engine, store: Any, units: list[list[int]], keys: list[str]
                 on_progress(STAGE, done, len(missing))
     finally:
         _remember(engine, timings)
+
+
+def _piece_alone(context: LlamaContext, piece: list[int], head_tokens: int, check: Check) -> bytearray:
+    """The cells of ``piece`` prefilled alone behind the head (held by the main sequence), as pieces.compute_piece
+    computes them, batch by batch (the batches LlamaContext.decode makes), with ``check`` between two batches: a
+    request waiting for the engine waits for one batch, not for a whole large file. Nothing is left behind."""
+    context.seq_copy(SEQ_MAIN, SEQ_PAGE, 0, head_tokens)  # shared cells: the head is not computed again
+    try:
+        step = context.params.n_batch
+        for start in range(0, len(piece), step):
+            if start:
+                check()
+            context.decode(piece[start:start + step], head_tokens + start, seq=SEQ_PAGE)
+        context.seq_remove(SEQ_PAGE, 0, head_tokens)
+        return context.export_seq(SEQ_PAGE)
+    finally:
+        context.seq_remove(SEQ_PAGE)
 
 
 def _remember(engine: Engine, timings: list[Sample]) -> None:
@@ -148,7 +162,8 @@ def pieces_to_warm(repo: Repository, settings: Settings, prompter: Prompter, mod
                    check: Check | None = None) -> Pieces:
     """The head and the pieces the next `ask` (effort auto) would draw on, most central file first; decided as
     ask._plan_prompt decides, except that a whole-repository prefill is never too slow here (it is what this
-    computes ahead). Pieces mode only: with prefix pages a file's tokens are not a unit of the cache."""
+    computes ahead). Only where pieces are sound (planner.pieces_sound): with prefix pages a file's tokens are not
+    a unit of the cache."""
     check = check or (lambda: None)
     root = repo.root
     estimate = estimated_tokens(repo, prompter)
@@ -173,7 +188,7 @@ def excerpt_cache_state(repo: Repository, settings: Settings, prompter: Prompter
     """For `repochat status` where the next ask retrieves: of the pieces `index --kv` warms (the head and the index
     chunks as excerpts), how many are on disk; {} where it puts the whole repository in, or there is no index."""
     try:
-        wanted = pieces_to_warm(repo, settings, prompter, model_path) if settings.kv_pieces else None
+        wanted = pieces_to_warm(repo, settings, prompter, model_path) if pieces_sound(model_path, settings) else None
     except IndexMissing:
         return {}
     if wanted is None or wanted.mode != "retrieval":

@@ -14,7 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 LABELS = {"parse": "indexing files", "embed": "embedding chunks", "prefill": "prefilling pages",
           "restore": "restoring cached pages", "assemble": "preparing model",
           "pieces": "assembling the context (cached pieces restored, new ones prefilled)",
-          "probe": "checking that llama.cpp runs on this CPU (once)"}
+          "probe": "checking that llama.cpp runs on this CPU (once)",
+          "warm": "computing KV pieces ahead of questions"}
 
 
 class BarReporter:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
 from repo_support import git, write_files
+
+# `repochat index` computes KV pieces after indexing where index_kv (default auto) says so: a minute of model work
+# per small repository. Tests that index get it only when they ask (tests/test_kv_warm.py).
+os.environ.setdefault("REPOCHAT_INDEX_KV", "off")
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""The background refresh of the whole-repository KV page chain: real default model, real git repositories, real page
-store on disk, and the real `repochat serve` subprocess driven through the SDK's stdio client."""
+"""The background refresh of the KV the next ask assembles (pieces, or prefix pages): real default model, real git
+repositories, real page store on disk, and the real `repochat serve` subprocess driven through the SDK's stdio
+client."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from repochat.config import Settings
 from repochat.engine.models import resolve_model
 from repochat.engine.session import Engine
-from repochat.kv_refresh import EngineTurns, KvRefresher, warm_whole_repository
+from repochat.kv_refresh import EngineTurns, KvRefresher, warm_repository, warm_whole_repository
 
 REFRESH_DEADLINE_S = 240.0  # prefill on two shared cores; generous so that a busy machine does not fail the test
 
@@ -71,8 +72,10 @@ def model_path() -> Path:
 @pytest.mark.model
 def test_the_refresh_gives_way_to_a_request_and_then_finishes(make_repo: Callable[..., Path], tmp_path: Path,
                                                               model_path: Path) -> None:
+    """No ask has made a context yet: the refresh computes each file's piece alone, in a small context, and saves
+    it; a request waiting stops it between two pieces."""
     root = make_repo({f"pkg/mod_{n}.py": _module(n) for n in range(8)})
-    settings = Settings(cache_dir=str(tmp_path / "kv"), page_tokens=64, max_answer_tokens=16, embeddings=False,
+    settings = Settings(cache_dir=str(tmp_path / "kv"), max_answer_tokens=16, embeddings=False,
                         model=str(model_path))
     with Engine(model_path, settings) as engine:
         refresher = KvRefresher(root, settings, lambda: engine).start()
@@ -84,18 +87,36 @@ def test_the_refresh_gives_way_to_a_request_and_then_finishes(make_repo: Callabl
             with refresher.turns.foreground():  # what a client request does before it uses the engine
                 waited = time.monotonic() - asked
                 stopped_at = dict(refresher.status())
-                pages_on_disk = len(list((tmp_path / "kv").rglob("*.kvp")))
+                pieces_on_disk = len(list((tmp_path / "kv").rglob("*.kvp")))
             assert stopped_at["state"] == "paused" and stopped_at["refreshes"] == 0, stopped_at
-            assert stopped_at["pages_done"] < stopped_at["pages_total"], "the refresh did not give way"
-            assert pages_on_disk >= stopped_at["pages_done"] - 1  # written pages stay (the last may be in flight)
+            assert stopped_at["pages_done"] < stopped_at["pages_total"] == 8, "the refresh did not give way"
+            assert pieces_on_disk == stopped_at["pages_done"] + 1  # every piece done is saved, and the head
             assert refresher.wait_idle(REFRESH_DEADLINE_S) and refresher.state.refreshes == 1, refresher.status()
-            with refresher.turns.foreground():  # the chain the next ask loads is now entirely in memory
+            last = refresher.state.last
+            assert last is not None and (last["mode"], last["pieces"]) == ("whole", 9), last
+            assert last["pieces_cached"] == stopped_at["pages_done"] + 1 and last["pieces_computed"] == \
+                8 - stopped_at["pages_done"], last  # it went on from the pieces saved before it gave way
+            with refresher.turns.foreground():  # what the next ask loads is now entirely on disk
                 again = warm_whole_repository(root, settings, engine)
         finally:
             refresher.stop()
-    assert again is not None and again.prefilled_tokens == 0 and again.pages_in_memory == again.pages_total
-    print(f"request waited {waited:.2f}s for the refresh to give way after page {stopped_at['pages_done']} "
+    assert again is not None and again.prefilled_tokens == 0 and again.pages_restored == again.pages_total
+    print(f"request waited {waited:.2f}s for the refresh to give way after piece {stopped_at['pages_done']} "
           f"of {stopped_at['pages_total']}")
+
+
+@pytest.mark.model
+def test_prefix_pages_are_refreshed_in_the_context_as_before(make_repo: Callable[..., Path], tmp_path: Path,
+                                                             model_path: Path) -> None:
+    """kv_pieces off: the whole-repository page chain, prefilled where an ask would, kept in memory."""
+    root = make_repo({f"pkg/mod_{n}.py": _module(n) for n in range(3)})
+    settings = Settings(cache_dir=str(tmp_path / "kv"), page_tokens=128, max_answer_tokens=16, embeddings=False,
+                        model=str(model_path), kv_pieces=False)
+    with Engine(model_path, settings) as engine:
+        report = warm_repository(root, settings, engine)
+        again = warm_whole_repository(root, settings, engine)
+    assert (report.kv_unit, report.mode) == ("page", "whole") and report.computed == report.pieces > 1, report
+    assert again is not None and again.pages_in_memory == again.pages_total and again.prefilled_tokens == 0
 
 
 # --- the server: ask, edit, wait for the refresh, ask again --------------------------------------------------------
@@ -150,7 +171,8 @@ def test_after_an_edit_the_next_ask_only_decodes_its_question(
     (root / "calc/mod_1.py").write_text(_module(1).replace("return value", "return value * 2"), encoding="utf-8")
     (root / "calc/mod_9.py").write_text(_module(9), encoding="utf-8")
     assert _eventually(refresh_idle(before + 1), REFRESH_DEADLINE_S, step=1.0), refreshed
-    assert refreshed["last"]["prefilled_tokens"] > 0, refreshed  # the refresh, not the next ask, did the work
+    assert refreshed["last"]["computed_tokens"] > 0, refreshed  # the refresh, not the next ask, did the work
+    assert refreshed["last"]["pieces_computed"] == 2, refreshed  # the edited file and the new one, nothing else
 
     second = serving("ask", QUESTION)["coverage"]
     prefix_tokens = second["context_tokens"] - second["question_tokens"] - second["answer_tokens"]
@@ -195,8 +217,9 @@ def test_watch_warm_kv_fills_the_page_store_that_the_next_ask_restores(
         assert process.wait(timeout=60) == 0
     assert lines[0]["parsed"] == 2, lines
     warmed = lines[1]["kv_refresh"]
-    assert warmed["pages"] > 1 and warmed["pages_saved"] == warmed["pages_prefilled"] == warmed["pages"], lines
+    assert (warmed["mode"], warmed["kv_unit"], warmed["pieces"]) == ("whole", "piece", 3), lines  # head + 2 files
+    assert warmed["pieces_computed"] == warmed["pieces"] and warmed["computed_tokens"] == warmed["tokens"], lines
     status = subprocess.run([*SERVE[:-1], "status", "-C", str(root), "--json"], capture_output=True, text=True,
                             env=env, check=True)
     plan = json.loads(status.stdout)["plan"]
-    assert (plan["cache"], plan["pages_cached"]) == ("hit", warmed["pages"]), plan
+    assert (plan["cache"], plan["pages_cached"]) == ("hit", warmed["pieces"]), plan
