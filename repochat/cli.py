@@ -201,17 +201,26 @@ def status(repo: Path | None, as_json: bool) -> None:
         for key, value in (values.items() if isinstance(values, dict) else [("", values)]):
             out.print(f"  {key}: {value}" if key else f"  {value}")
         if section == "plan" and isinstance(values, dict) and "kv_disk_bytes" in values:
-            out.print(f"  {_kv_cached_line(values)}", markup=False)
+            for line in _kv_cached_lines(values):
+                out.print(f"  {line}", markup=False)
 
 
-def _kv_cached_line(plan: dict[str, Any]) -> str:
-    """How much of the repository's KV is on disk, and what all of it takes there."""
-    disk = f"all of it ~{_size(plan['kv_disk_bytes'])} on disk"
-    if "tokens_cached" not in plan:
-        return f"KV: {disk} ({plan['mode']} mode: an ask's pieces depend on its question)"
-    total = max(plan["repo_tokens"], 1)
-    return (f"KV cached: {plan['tokens_cached'] * 100 // total}% of the repository ({plan['tokens_cached']:,} of "
-            f"{plan['repo_tokens']:,} tokens, {plan['pages_cached']} of {plan['pages']} {plan['kv_unit']}s); {disk}")
+def _kv_cached_lines(plan: dict[str, Any]) -> list[str]:
+    """How much of the repository's KV is on disk (its files' pieces, or in retrieval its chunks' as excerpts),
+    and what all of it takes there."""
+    lines = []
+    if "tokens_cached" in plan:
+        lines.append(f"KV cached: {_share(plan['tokens_cached'], plan['repo_tokens'])} of the repository "
+                     f"({plan['tokens_cached']:,} of {plan['repo_tokens']:,} tokens, {plan['pages_cached']} of "
+                     f"{plan['pages']} {plan['kv_unit']}s)")
+    if "kv_excerpts" in plan:
+        lines.append(f"KV cached for retrieval: {_share(plan['kv_excerpt_tokens_cached'], plan['kv_excerpt_tokens'])}"
+                     f" of the index's excerpts ({plan['kv_excerpts_cached']} of {plan['kv_excerpts']} pieces)")
+    return lines + [f"KV of the whole repository: ~{_size(plan['kv_disk_bytes'])} on disk"]
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part * 100 // max(whole, 1)}%"
 
 
 def _size(size: int) -> str:

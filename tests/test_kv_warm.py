@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from engine_support import TASKQ_FILES as FILES, default_model_path, engine_settings, make_repo
-from repochat.ask import ask
+from repochat.ask import ask, status_plan
 from repochat.cli import cli
 from repochat.config import Settings, load_settings
 from repochat.engine.pieces import PIECE_INDEX, piece_keys
@@ -127,7 +132,7 @@ def test_status_shows_the_share_of_the_repository_kv_cached(indexed: Indexed, en
     shown = CliRunner(env=environment).invoke(cli, ["status", "-C", str(indexed.root)], catch_exceptions=False)
     assert shown.exit_code == 0, shown.output
     expected = f"KV cached: 100% of the repository ({indexed.kv['tokens']:,} of {indexed.kv['tokens']:,} tokens"
-    assert expected in shown.output, shown.output
+    assert expected in shown.output and "KV of the whole repository: ~17 MB on disk" in shown.output, shown.output
     report = json.loads(CliRunner(env=environment).invoke(cli, ["status", "-C", str(indexed.root), "--json"]).output)
     assert report["plan"]["kv_disk_bytes"] == report["plan"]["repo_tokens"] * report["plan"]["kv_bytes_per_token"]
 
@@ -162,6 +167,29 @@ def test_an_interrupted_warm_keeps_the_most_central_piece_and_resumes(engine: En
     assert engine.context is not None and engine.context.n_ctx == 2048  # head + the largest file: no bigger
 
 
+@pytest.mark.model
+def test_kill_9_during_index_kv_keeps_every_finished_piece(engine: Engine, tmp_path: Path) -> None:
+    """A real `repochat index --kv` process killed while it computes: the next run computes only the rest."""
+    root = make_repo(tmp_path / "repo", FILES)
+    env = {**os.environ, "REPOCHAT_CACHE_DIR": str(tmp_path / "cache"), "REPOCHAT_MODEL": str(engine.model_path),
+           "REPOCHAT_THREADS": "1", "REPOCHAT_EMBEDDINGS": "0"}
+    command = [sys.executable, "-m", "repochat", "index", str(root), "--kv", "--json"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 600
+    while len(_piece_files(tmp_path / "cache")) < 3 and process.poll() is None:
+        assert time.monotonic() < deadline, "no piece was saved within 10 minutes"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    saved = len(_piece_files(tmp_path / "cache"))
+    assert 3 <= saved < len(FILES) + 1, "the warm-up finished before it could be killed"
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    kv = json.loads(done.stdout)["kv"]
+    assert (kv["pieces_cached"], kv["pieces_computed"]) == (saved, len(FILES) + 1 - saved), kv
+
+
 # --- retrieval mode: the index's chunks, rendered as excerpts ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def retrieval(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Settings, WarmReport]:
@@ -186,6 +214,16 @@ def test_retrieval_mode_warms_one_piece_per_chunk(retrieval: tuple[Path, Setting
     root, settings, report = retrieval
     chunks = IndexStore.open(settings.index_path(root)).table("chunks").count_rows()
     assert report.mode == "retrieval" and report.computed == report.pieces == chunks + 1, report
+
+
+@pytest.mark.model
+def test_status_counts_the_excerpt_pieces_cached(retrieval: tuple[Path, Settings, WarmReport], tmp_path: Path) -> None:
+    root, settings, report = retrieval
+    plan = status_plan(root, settings)
+    assert (plan["kv_excerpts"], plan["kv_excerpts_cached"]) == (report.pieces, report.pieces)
+    assert plan["kv_excerpt_tokens"] == plan["kv_excerpt_tokens_cached"] == report.tokens
+    elsewhere = status_plan(root, dataclasses.replace(settings, cache_dir=str(tmp_path / "cache")))
+    assert (elsewhere["kv_excerpts_cached"], elsewhere["kv_excerpt_tokens_cached"]) == (0, 0)
 
 
 @pytest.mark.model
