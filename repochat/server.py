@@ -6,8 +6,8 @@ Editors and coding agents start this as a subprocess and speak JSON-RPC to it. S
 Requests that use the model (ask, review_diff) run one at a time in arrival order on one loaded engine, whose KV pages
 stay in memory between requests; an MCP cancellation takes a request out of the queue or stops it at the next page
 or token. Index queries run concurrently with each other, but never during an index update (see watch.IndexGate).
-After an index update, the whole-repository page chain is refreshed in the background on the loaded engine; a
-request never waits for that longer than one page (see kv_refresh).
+After an index update, the KV pieces of what changed are computed in the background on the loaded engine; a
+request never waits for that longer than one piece, or one batch of a piece computed alone (see kv_refresh).
 """
 
 from __future__ import annotations
