@@ -205,7 +205,7 @@ def status_plan(root: Path, settings: Settings) -> dict[str, Any]:
     vocabulary = LlamaModel(model_path, vocab_only=True)
     try:
         plan, prompt = plan_whole(repo, Prompter(vocabulary, model_path), model_path, settings, "auto")
-        excerpts = excerpt_cache_state(repo, settings, Prompter(vocabulary, model_path), model_path)
+        excerpts = excerpt_cache_state(repo, settings, Prompter(vocabulary, model_path), model_path, plan, prompt)
     finally:
         vocabulary.close()
     report: dict[str, Any] = {"model": str(model_path), **plan.as_dict(), **excerpts,

@@ -165,16 +165,26 @@ def pieces_to_warm(repo: Repository, settings: Settings, prompter: Prompter, mod
     computes ahead). Only where pieces are sound (planner.pieces_sound): with prefix pages a file's tokens are not
     a unit of the cache."""
     check = check or (lambda: None)
-    root = repo.root
-    estimate = estimated_tokens(repo, prompter)
-    if answers_whole(model_path) or not auto_refuses_whole(model_path, settings, estimate):
+    if _whole_considered(repo, settings, prompter, model_path):
         plan, whole = plan_whole(repo, prompter, model_path, settings, "auto")
         if whole is not None:
             files = list(zip((f.path for f in repo.files), whole.pieces))
-            return Pieces("whole", plan, whole.head, _distinct(_central_first(root, settings, files)), whole)
+            return Pieces("whole", plan, whole.head, _distinct(_central_first(repo.root, settings, files)), whole)
     else:
-        plan = make_plan(model_path, estimate, settings)
+        plan = make_plan(model_path, estimated_tokens(repo, prompter), settings)
     check()
+    return _excerpt_pieces(repo.root, settings, prompter, plan)
+
+
+def _whole_considered(repo: Repository, settings: Settings, prompter: Prompter, model_path: Path) -> bool:
+    """Whether auto puts the whole repository in where it fits (ask._plan_prompt: a model that answers better
+    from a retrieved context gets one, unless the repository is no bigger than that context)."""
+    return answers_whole(model_path) or not auto_refuses_whole(model_path, settings, estimated_tokens(repo, prompter))
+
+
+def _excerpt_pieces(root: Path, settings: Settings, prompter: Prompter, plan: Plan) -> Pieces:
+    """Every index chunk as a retrieved excerpt's piece (those no retrieved context could hold left out), most
+    central file first, each file's chunks in line order."""
     store = IndexStore.open(settings.index_path(root))
     most = plan.context_limit - PROMPT_ROOM - settings.max_answer_tokens  # the largest retrieved context (high)
     excerpts = chunk_pieces(store, prompter)
@@ -184,14 +194,17 @@ def pieces_to_warm(repo: Repository, settings: Settings, prompter: Prompter, mod
     return Pieces("retrieval", plan, prompter.head, _distinct(fitting), left_out=len(excerpts) - len(fitting))
 
 
-def excerpt_cache_state(repo: Repository, settings: Settings, prompter: Prompter, model_path: Path) -> dict[str, Any]:
-    """For `repochat status` where the next ask retrieves: of the pieces `index --kv` warms (the head and the index
-    chunks as excerpts), how many are on disk; {} where it puts the whole repository in, or there is no index."""
-    try:
-        wanted = pieces_to_warm(repo, settings, prompter, model_path) if pieces_sound(model_path, settings) else None
-    except IndexMissing:
+def excerpt_cache_state(repo: Repository, settings: Settings, prompter: Prompter, model_path: Path, plan: Plan,
+                        whole: Prompt | None) -> dict[str, Any]:
+    """For `repochat status`, given its whole-repository ``plan`` and prompt (None: retrieval): where the next ask
+    retrieves, of the pieces `index --kv` warms (the head and the index chunks as excerpts), how many are on disk;
+    {} where it puts the whole repository in, or there is no index."""
+    if not pieces_sound(model_path, settings) or (whole is not None and
+                                                  _whole_considered(repo, settings, prompter, model_path)):
         return {}
-    if wanted is None or wanted.mode != "retrieval":
+    try:
+        wanted = _excerpt_pieces(repo.root, settings, prompter, plan)
+    except IndexMissing:
         return {}
     identity = cache_identity(model_path, settings)
     store = PageStore(Path(settings.cache_dir), piece_store_identity(identity), settings.kv_cache_size)
