@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import Settings
-from .engine.context import SEQ_MAIN, SEQ_PAGE, LlamaContext
+from .engine.context import SEQ_PAGE, LlamaContext
 from .engine.pagestore import PageStore
-from .engine.pieces import PIECE_INDEX, piece_keys, piece_store_identity
+from .engine.pieces import PIECE_INDEX, piece_keys, piece_store_identity, prefill_alone
 from .engine.planner import (PROMPT_ROOM, Plan, answers_whole, auto_refuses_whole, context_bucket, make_plan,
                               pieces_sound)
 from .engine.session import Engine, PrefixStats, cache_identity
-from .engine.throughput import MIN_SAMPLE_TOKENS, Sample, rate_key, record
+from .engine.throughput import Sample
 from .errors import IndexMissing, RepochatError
 from .index.store import IndexStore
 from .prompt import Prompt, Prompter
@@ -127,35 +127,17 @@ def _compute(engine: Engine, store: Any, units: list[list[int]], keys: list[str]
             if on_progress:
                 on_progress(STAGE, done, len(missing))
     finally:
-        _remember(engine, timings)
+        engine.remember(timings)
 
 
 def _piece_alone(context: LlamaContext, piece: list[int], head_tokens: int, check: Check) -> bytearray:
-    """The cells of ``piece`` prefilled alone behind the head (held by the main sequence), as pieces.compute_piece
-    computes them, batch by batch (the batches LlamaContext.decode makes), with ``check`` between two batches: a
-    request waiting for the engine waits for one batch, not for a whole large file. Nothing is left behind."""
-    context.seq_copy(SEQ_MAIN, SEQ_PAGE, 0, head_tokens)  # shared cells: the head is not computed again
+    """The cells of ``piece`` prefilled alone behind the head (held by the main sequence), with ``check`` between
+    two batches: a request waiting for the engine waits for one batch, not for a whole large file. Nothing is left
+    behind."""
     try:
-        step = context.params.n_batch
-        for start in range(0, len(piece), step):
-            if start:
-                check()
-            context.decode(piece[start:start + step], head_tokens + start, seq=SEQ_PAGE)
-        context.seq_remove(SEQ_PAGE, 0, head_tokens)
-        return context.export_seq(SEQ_PAGE)
+        return prefill_alone(context, piece, head_tokens, check)
     finally:
         context.seq_remove(SEQ_PAGE)
-
-
-def _remember(engine: Engine, timings: list[Sample]) -> None:
-    """The prefill times, for the planner's estimates (engine/throughput.py), as the engine keeps its own."""
-    timings = [sample for sample in timings if sample.tokens >= MIN_SAMPLE_TOKENS]
-    if timings and engine.context is not None:
-        try:
-            key = rate_key(engine.settings, engine.model_path, engine.context.threads, engine.extra_buffers)
-        except OSError:
-            return
-        record(engine.settings, key, timings)
 
 
 def pieces_to_warm(repo: Repository, settings: Settings, prompter: Prompter, model_path: Path,

@@ -24,6 +24,7 @@ from .planner import UBATCH
 
 log = logging.getLogger("repochat.llama")
 SEQ_MAIN, SEQ_PAGE = 0, 1  # seq 0 holds the conversation; seq 1 is scratch for page deltas and lone pieces
+SEQ_LINKS = tuple(range(2, 18))  # scratch for piece links recomputed side by side in one batch (engine/pieces.py)
 _recent_errors: collections.deque[str] = collections.deque(maxlen=8)
 _LOG_ERROR = 3
 
@@ -170,7 +171,7 @@ class LlamaContext:
         cparams = llama_cpp.llama_context_default_params()
         threads = fitted_threads(params.threads)
         cparams.n_ctx, cparams.n_batch, cparams.n_ubatch = params.n_ctx, params.n_batch, params.n_batch
-        cparams.n_seq_max, cparams.kv_unified, cparams.swa_full = 2, True, params.swa_full
+        cparams.n_seq_max, cparams.kv_unified, cparams.swa_full = 2 + len(SEQ_LINKS), True, params.swa_full
         cparams.n_threads, cparams.n_threads_batch = threads, threads
         cparams.type_k = cparams.type_v = _GGML_TYPES[params.kv_type]
         cparams.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if params.flash_attn
@@ -231,9 +232,29 @@ class LlamaContext:
             if logits_last and offset + count == len(tokens):
                 self._want_logits[count - 1] = 1
             self._batch.n_tokens = count
-            status = llama_cpp.llama_decode(self._ctx, self._batch)
-            if status != 0:
-                raise EngineError(f"llama_decode failed with status {status}{_last_error()}")
+            self._run_batch()
+
+    def decode_side_by_side(self, parts: list[tuple[list[int], int, int]]) -> None:
+        """Decode several (tokens, start, seq) parts in one batch, each appended to its own sequence; together at
+        most n_batch tokens. One batch computes them at the cost of one pass over the weights."""
+        count = sum(len(tokens) for tokens, _start, _seq in parts)
+        if count > self.params.n_batch:
+            raise EngineError(f"{count} tokens side by side exceed the batch of {self.params.n_batch}")
+        slot = 0
+        for tokens, start, seq in parts:
+            for offset, token in enumerate(tokens):
+                self._tokens[slot], self._positions[slot] = token, start + offset
+                self._batch.seq_id[slot][0] = seq
+                slot += 1
+        self._batch_seq = -1  # the slots' sequences are mixed now
+        self._want_logits[:count] = 0
+        self._batch.n_tokens = count
+        self._run_batch()
+
+    def _run_batch(self) -> None:
+        status = llama_cpp.llama_decode(self._ctx, self._batch)
+        if status != 0:
+            raise EngineError(f"llama_decode failed with status {status}{_last_error()}")
 
     def last_logits(self) -> np.ndarray:
         """Logits of the last decoded token that asked for them (a copy)."""

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
-from .context import SEQ_MAIN, SEQ_PAGE, LlamaContext
+from .context import SEQ_LINKS, SEQ_MAIN, SEQ_PAGE, LlamaContext
 
 PIECE_INDEX = 0  # the page-store slot of every piece file (pieces are not a chain)
 
@@ -73,31 +74,62 @@ def restore_piece(context: LlamaContext, data: bytearray, head_tokens: int, toke
 def compute_piece(context: LlamaContext, piece: list[int], head_tokens: int, offset: int) -> bytearray:
     """Prefill ``piece`` alone behind the head (held by the main sequence at [0, head_tokens)), return its cells
     for saving, and move it to ``offset`` in the main sequence."""
-    context.seq_copy(SEQ_MAIN, SEQ_PAGE, 0, head_tokens)  # shared cells: the head is not computed again
-    try:
-        context.decode(piece, head_tokens, seq=SEQ_PAGE)
-        context.seq_remove(SEQ_PAGE, 0, head_tokens)
-        data = context.export_seq(SEQ_PAGE)
-    except BaseException:
-        context.seq_remove(SEQ_PAGE)
-        raise
+    data = prefill_alone(context, piece, head_tokens)
     _hand_over(context, head_tokens, len(piece), offset)
     return data
 
 
-def relink_piece(context: LlamaContext, piece: list[int], offset: int, tokens: int) -> int:
-    """Recompute the first ``tokens`` tokens of the piece at ``offset`` in the main sequence, now that they can see
-    everything before them; returns how many were recomputed. llama.cpp only appends to a sequence, so they are
-    decoded into the scratch sequence behind a copy of what precedes them and handed back."""
-    count = min(tokens, len(piece))
-    context.seq_copy(SEQ_MAIN, SEQ_PAGE, 0, offset)
+def prefill_alone(context: LlamaContext, piece: list[int], head_tokens: int,
+                  between_batches: Callable[[], None] | None = None) -> bytearray:
+    """Prefill ``piece`` into the scratch sequence behind the head, batch by batch (``between_batches`` runs
+    between two, and may raise to stop), and return its cells; the scratch sequence keeps them for the caller to
+    hand over or drop (on an error it is emptied)."""
+    context.seq_copy(SEQ_MAIN, SEQ_PAGE, 0, head_tokens)  # shared cells: the head is not computed again
     try:
-        context.seq_remove(SEQ_MAIN, offset, offset + count)
-        context.decode(piece[:count], offset, seq=SEQ_PAGE)
-        context.seq_copy(SEQ_PAGE, SEQ_MAIN, offset, offset + count)
-    finally:
+        step = context.params.n_batch
+        for start in range(0, len(piece), step):
+            if start and between_batches:
+                between_batches()
+            context.decode(piece[start:start + step], head_tokens + start, seq=SEQ_PAGE)
+        context.seq_remove(SEQ_PAGE, 0, head_tokens)
+        return context.export_seq(SEQ_PAGE)
+    except BaseException:
         context.seq_remove(SEQ_PAGE)
-    return count
+        raise
+
+
+def relink_pieces(context: LlamaContext, links: list[tuple[list[int], int]]) -> int:
+    """Recompute the (tokens, offset) spans of the main sequence, now that they can see everything before them
+    (the first tokens of each piece); returns how many tokens were recomputed. llama.cpp only appends to a
+    sequence, so each span is decoded into a scratch sequence holding a copy of what precedes it, side by side with
+    the others in one batch, and handed back. A span sees the others' alone-computed versions, not their
+    recomputed ones."""
+    done = 0
+    for group in _batches(links, context.params.n_batch, len(SEQ_LINKS)):
+        seqs = SEQ_LINKS[:len(group)]
+        try:
+            for seq, (_tokens, offset) in zip(seqs, group):
+                context.seq_copy(SEQ_MAIN, seq, 0, offset)
+            context.decode_side_by_side([(tokens, offset, seq) for seq, (tokens, offset) in zip(seqs, group)])
+            for seq, (tokens, offset) in zip(seqs, group):
+                context.seq_remove(SEQ_MAIN, offset, offset + len(tokens))
+                context.seq_copy(seq, SEQ_MAIN, offset, offset + len(tokens))
+        finally:
+            for seq in seqs:
+                context.seq_remove(seq)
+        done += sum(len(tokens) for tokens, _offset in group)
+    return done
+
+
+def _batches(links: list[tuple[list[int], int]], max_tokens: int,
+             max_parts: int) -> list[list[tuple[list[int], int]]]:
+    groups: list[list[tuple[list[int], int]]] = [[]]
+    for link in links:
+        if groups[-1] and (len(groups[-1]) == max_parts or
+                           sum(len(tokens) for tokens, _ in groups[-1]) + len(link[0]) > max_tokens):
+            groups.append([])
+        groups[-1].append(link)
+    return [group for group in groups if group]
 
 
 def _hand_over(context: LlamaContext, head_tokens: int, tokens: int, offset: int) -> None:
