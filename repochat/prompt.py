@@ -34,6 +34,7 @@ class ExcerptLike(Protocol):
     symbol: str  # the definition it holds ("" for other lines)
     kind: str  # its index kind (function, class, ...; "map" for the repository map)
     rank: int  # its place in the search ranking (lower is better)
+    file_rank: int  # a question about files: its file's place in the file ranking (lower is better)
 
 
 @dataclass(frozen=True)
