@@ -3,11 +3,16 @@ repositories. Imported by tests/test_engine_*.py and tests/test_ask.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
+import signal
 import struct
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -117,3 +122,52 @@ TASKQ_FILES = {
     "README.md": "# taskq\n\nA tiny job queue: `Queue` orders jobs by run time, `run_once` runs one due job.\n",
 }
 TASKQ_QUESTION = "Which function retries a failed job, and how many times at most?"
+
+
+@dataclass
+class Cold:
+    """A first ask about the taskq repository, with an empty KV cache."""
+
+    repo: Path
+    settings: Settings
+    result: Any  # repochat.ask.AskResult
+    progress: list[tuple[str, int, int]]
+
+
+def cold_ask(engine: Any, base: Path, effort: str = "auto", **changes: Any) -> Cold:
+    """Ask TASKQ_QUESTION about a fresh taskq repository under ``base`` with nothing cached (not even in memory)."""
+    from repochat.ask import ask
+
+    repo = make_repo(base / "repo", TASKQ_FILES)
+    settings = engine_settings(base / "cache", model=str(engine.model_path), threads=1, **changes)
+    progress: list[tuple[str, int, int]] = []
+    engine.close_context()
+    result = ask(repo, TASKQ_QUESTION, settings, engine=engine, effort=effort,
+                 on_progress=lambda *p: progress.append(p))
+    return Cold(repo, settings, result, progress)
+
+
+def fresh_copy(cold: Cold, tmp_path: Path) -> tuple[Path, Settings]:
+    """The cold ask's repository and KV cache, copied so that a test may change them."""
+    repo = tmp_path / "repo"
+    shutil.copytree(cold.repo, repo, symlinks=True)
+    shutil.copytree(Path(cold.settings.cache_dir) / "kv", tmp_path / "cache" / "kv")
+    return repo, dataclasses.replace(cold.settings, cache_dir=str(tmp_path / "cache"))
+
+
+def saved_kv_files(cache: Path) -> list[Path]:
+    """KV pages or pieces written completely (each is written to a .tmp- file first, then renamed)."""
+    return [path for path in cache.rglob("*.kvp") if not path.name.startswith(".tmp-")]
+
+
+def kill_when(command: list[str], env: dict[str, str], ready: Callable[[], bool], what: str) -> None:
+    """Run ``command`` in a session of its own and kill -9 all of it (a guard and its child) once ``ready()``
+    holds (10 minutes at most, or until it ends by itself)."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not ready() and process.poll() is None:
+        assert time.monotonic() < deadline, f"no {what} within 10 minutes"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

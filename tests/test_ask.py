@@ -14,16 +14,14 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from engine_support import TASKQ_FILES as FILES, TASKQ_QUESTION as QUESTION, engine_settings, git, make_repo
+from engine_support import (TASKQ_FILES as FILES, TASKQ_QUESTION as QUESTION, Cold, cold_ask, engine_settings,
+                            fresh_copy, git, kill_when, saved_kv_files)
 from repochat.ask import AskResult, ask, status_plan
 from repochat.config import Settings
 from repochat.engine.session import Engine
@@ -40,31 +38,10 @@ def page_settings(cache_dir: Path, **changes: object) -> Settings:
     return engine_settings(cache_dir, kv_pieces=False, **changes)
 
 
-@dataclass
-class Cold:
-    repo: Path
-    settings: Settings
-    result: AskResult
-    progress: list[tuple[str, int, int]]
-
-
 @pytest.fixture(scope="module")
 def cold(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Cold:
-    base = tmp_path_factory.mktemp("cold")
-    repo = make_repo(base / "repo", FILES)
-    settings = page_settings(base / "cache", model=str(engine.model_path), threads=1)
-    progress: list[tuple[str, int, int]] = []
-    engine.close_context()
-    result = ask(repo, QUESTION, settings, engine=engine, on_progress=lambda *p: progress.append(p))
-    return Cold(repo, settings, result, progress)
+    return cold_ask(engine, tmp_path_factory.mktemp("cold"), kv_pieces=False)
 
-
-def _fresh_copy(cold: Cold, tmp_path: Path) -> tuple[Path, Settings]:
-    """The cold run's repository and page cache, copied so that a test may change them."""
-    repo = tmp_path / "repo"
-    shutil.copytree(cold.repo, repo, symlinks=True)
-    shutil.copytree(Path(cold.settings.cache_dir) / "kv", tmp_path / "cache" / "kv")
-    return repo, page_settings(tmp_path / "cache", model=cold.settings.model, threads=1)
 
 
 def _ask_from_disk(engine: Engine, repo: Path, settings: Settings, question: str = QUESTION, **kwargs) -> AskResult:
@@ -93,7 +70,7 @@ def test_cold_ask_prefills_every_page_and_saves_it(cold: Cold) -> None:
 
 
 def test_warm_ask_restores_every_page_and_answers_identically(cold: Cold, engine: Engine, tmp_path: Path) -> None:
-    repo, settings = _fresh_copy(cold, tmp_path)
+    repo, settings = fresh_copy(cold, tmp_path)
     warm = _ask_from_disk(engine, repo, settings)
     assert warm.coverage["cache"] == "hit"
     assert warm.coverage["restored_tokens"] == cold.result.coverage["repo_tokens"]
@@ -116,7 +93,7 @@ def test_status_without_an_index_still_reports_the_plan(cold: Cold) -> None:
 
 
 def test_edit_recomputes_only_from_the_edited_files_page(cold: Cold, engine: Engine, tmp_path: Path) -> None:
-    repo, settings = _fresh_copy(cold, tmp_path)
+    repo, settings = fresh_copy(cold, tmp_path)
     edited = "README.md"  # committed last, so it is last in stability order
     assert stability_order(repo, list(FILES))[-1] == edited
     (repo / edited).write_text(FILES[edited] + "\nRetries back off exponentially.\n")
@@ -130,7 +107,7 @@ def test_edit_recomputes_only_from_the_edited_files_page(cold: Cold, engine: Eng
 
 def test_editing_an_old_file_moves_it_last_and_keeps_the_pages_before_it(cold: Cold, engine: Engine,
                                                                          tmp_path: Path) -> None:
-    repo, settings = _fresh_copy(cold, tmp_path)
+    repo, settings = fresh_copy(cold, tmp_path)
     (repo / "taskq/worker.py").write_text(FILES["taskq/worker.py"].replace("MAX_RETRIES = 3", "MAX_RETRIES = 5"))
     git(repo, "commit", "-q", "-am", "more retries", when=1_800_000_000)
     start = _token_offset_of(engine, repo, "taskq/worker.py")
@@ -142,7 +119,7 @@ def test_editing_an_old_file_moves_it_last_and_keeps_the_pages_before_it(cold: C
 
 def test_editing_a_file_appends_its_new_version_after_every_cached_page(cold: Cold, engine: Engine,
                                                                               tmp_path: Path) -> None:
-    repo, settings = _fresh_copy(cold, tmp_path)
+    repo, settings = fresh_copy(cold, tmp_path)
     assert _ask_from_disk(engine, repo, settings).coverage["cache"] == "hit"  # lays out and remembers the layout
     assert stability_order(repo, list(FILES))[-2] == "taskq/worker.py"  # README.md comes after it
     (repo / "taskq/worker.py").write_text(FILES["taskq/worker.py"].replace("MAX_RETRIES = 3", "MAX_RETRIES = 5"))
@@ -158,7 +135,7 @@ def test_editing_a_file_appends_its_new_version_after_every_cached_page(cold: Co
 
 def test_a_deleted_file_is_named_after_the_cached_pages_and_leaves_the_context(cold: Cold, engine: Engine,
                                                                              tmp_path: Path) -> None:
-    repo, settings = _fresh_copy(cold, tmp_path)
+    repo, settings = fresh_copy(cold, tmp_path)
     _ask_from_disk(engine, repo, settings)
     git(repo, "rm", "-q", "taskq/results.py")
     git(repo, "commit", "-q", "-m", "drop the result store", when=1_800_000_000)
@@ -171,7 +148,7 @@ def test_a_deleted_file_is_named_after_the_cached_pages_and_leaves_the_context(c
 
 
 def test_damaged_checkpoint_is_detected_and_recomputed(cold: Cold, engine: Engine, tmp_path: Path) -> None:
-    repo, settings = _fresh_copy(cold, tmp_path)
+    repo, settings = fresh_copy(cold, tmp_path)
     pages = sorted((tmp_path / "cache" / "kv").rglob("*.kvp"), key=lambda p: p.name)
     victim = pages[2]
     data = bytearray(victim.read_bytes())
@@ -209,7 +186,7 @@ def immutable(path: Path, on: bool) -> bool:
 
 
 def test_a_read_only_page_cache_still_answers_from_its_pages(cold: Cold, engine: Engine, tmp_path: Path) -> None:
-    repo, settings = _fresh_copy(cold, tmp_path)
+    repo, settings = fresh_copy(cold, tmp_path)
     cache = tmp_path / "cache"
     if not immutable(cache, True):
         pytest.skip("this filesystem has no immutable flag (chattr)")
@@ -225,11 +202,6 @@ def test_a_read_only_page_cache_still_answers_from_its_pages(cold: Cold, engine:
         immutable(cache, False)
 
 
-def saved_pages(cache: Path) -> list[Path]:
-    """Page files written completely (a page is written to a .tmp- file first, then renamed)."""
-    return [path for path in cache.rglob("*.kvp") if not path.name.startswith(".tmp-")]
-
-
 def test_kill_9_during_prefill_keeps_every_finished_page(cold: Cold, tmp_path: Path) -> None:
     """A real `repochat ask` process killed mid-prefill: the next one restores what it saved and answers."""
     repo = tmp_path / "repo"
@@ -238,15 +210,8 @@ def test_kill_9_during_prefill_keeps_every_finished_page(cold: Cold, tmp_path: P
            "REPOCHAT_THREADS": "1", "REPOCHAT_MAX_ANSWER_TOKENS": "48", "REPOCHAT_KV_PIECES": "false"}
     command = [sys.executable, "-m", "repochat", "ask", "-C", str(repo), "--model", cold.settings.model,
                "--effort", "high", "--json", QUESTION]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    deadline = time.monotonic() + 600
-    while len(saved_pages(tmp_path / "cache")) < 2 and process.poll() is None:
-        assert time.monotonic() < deadline, "no page was saved within 10 minutes"
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)  # the guard and the child doing the work, at once
-    process.wait()
-    saved = len(saved_pages(tmp_path / "cache"))
+    kill_when(command, env, lambda: len(saved_kv_files(tmp_path / "cache")) >= 2, "page saved")
+    saved = len(saved_kv_files(tmp_path / "cache"))
     assert 2 <= saved < cold.result.coverage["pages"], "the ask finished before it could be killed"
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr

@@ -6,17 +6,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
-from engine_support import TASKQ_FILES as FILES, default_model_path, engine_settings, make_repo
+from engine_support import (TASKQ_FILES as FILES, default_model_path, engine_settings, kill_when, make_repo,
+                            saved_kv_files)
 from repochat.ask import ask, status_plan
 from repochat.cli import cli
 from repochat.config import Settings, load_settings
@@ -39,10 +38,6 @@ def _index(root: Path, cache: Path, model: Path, *args: str, **env: str) -> Resu
     result = CliRunner(env=environment).invoke(cli, ["index", str(root), *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result
-
-
-def _piece_files(cache: Path) -> list[Path]:
-    return [path for path in (cache / "kv").rglob("*.kvp") if not path.name.startswith(".tmp-")]
 
 
 def _file_piece_path(engine: Engine, settings: Settings, root: Path, path: str) -> Path:
@@ -77,7 +72,7 @@ def test_auto_leaves_out_a_repository_whose_kv_exceeds_the_cache(tmp_path_factor
                     REPOCHAT_MEMORY="4GB")
     kv = json.loads(result.output)["kv"]
     assert kv["skipped"].startswith("index_kv = auto: the repository's KV") and "exceeds" in kv["skipped"], kv
-    assert kv["pieces_computed"] == 0 and not _piece_files(tmp_path / "cache")
+    assert kv["pieces_computed"] == 0 and not saved_kv_files(tmp_path / "cache")
     assert json.loads(_index(root, tmp_path / "cache", model, "--json", "--no-kv").output)["kv"]["skipped"] == \
         "index_kv = off"
 
@@ -106,7 +101,7 @@ def test_index_kv_computes_every_file_piece_and_the_head(indexed: Indexed) -> No
     assert (kv["mode"], kv["kv_unit"], kv["skipped"]) == ("whole", "piece", ""), kv
     assert kv["pieces"] == kv["pieces_computed"] == len(FILES) + 1 and kv["pieces_cached"] == 0
     assert kv["computed_tokens"] == kv["tokens"] > 0 and kv["seconds"] > 0
-    assert len(_piece_files(indexed.cache)) == len(FILES) + 1
+    assert len(saved_kv_files(indexed.cache)) == len(FILES) + 1
 
 
 @pytest.mark.model
@@ -161,7 +156,7 @@ def test_an_interrupted_warm_keeps_the_most_central_piece_and_resumes(engine: En
     assert progress == [("warm", 1, len(FILES))]
     assert _file_piece_path(engine, settings, root, "taskq/results.py").is_file()
     assert not _file_piece_path(engine, settings, root, "taskq/jobs.py").is_file()
-    assert len(_piece_files(tmp_path / "cache")) == 2  # the head and results.py
+    assert len(saved_kv_files(tmp_path / "cache")) == 2  # the head and results.py
     resumed = warm_repository(root, settings, engine)
     assert (resumed.computed, resumed.cached, resumed.pieces) == (len(FILES) - 1, 2, len(FILES) + 1), resumed
     assert engine.context is not None and engine.context.n_ctx == 2048  # head + the largest file: no bigger
@@ -174,15 +169,8 @@ def test_kill_9_during_index_kv_keeps_every_finished_piece(engine: Engine, tmp_p
     env = {**os.environ, "REPOCHAT_CACHE_DIR": str(tmp_path / "cache"), "REPOCHAT_MODEL": str(engine.model_path),
            "REPOCHAT_THREADS": "1", "REPOCHAT_EMBEDDINGS": "0"}
     command = [sys.executable, "-m", "repochat", "index", str(root), "--kv", "--json"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    deadline = time.monotonic() + 600
-    while len(_piece_files(tmp_path / "cache")) < 3 and process.poll() is None:
-        assert time.monotonic() < deadline, "no piece was saved within 10 minutes"
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    saved = len(_piece_files(tmp_path / "cache"))
+    kill_when(command, env, lambda: len(saved_kv_files(tmp_path / "cache")) >= 3, "piece saved")
+    saved = len(saved_kv_files(tmp_path / "cache"))
     assert 3 <= saved < len(FILES) + 1, "the warm-up finished before it could be killed"
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
@@ -266,4 +254,4 @@ def test_off_leaves_retrieval_pieces_to_the_asks(retrieval: tuple[Path, Settings
     for policy in ("off", "auto"):
         report = warm_repository(root, dataclasses.replace(elsewhere, kv_cache_size=1024**2), engine, policy=policy)
         assert report.mode == "retrieval" and report.skipped.startswith(f"index_kv = {policy}"), report
-    assert not _piece_files(tmp_path / "cache")
+    assert not saved_kv_files(tmp_path / "cache")

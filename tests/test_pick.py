@@ -7,7 +7,6 @@ real full-text index, asked at --effort low so the candidates are retrieved exce
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 

@@ -11,17 +11,15 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from engine_support import TASKQ_FILES as FILES, TASKQ_QUESTION as QUESTION, engine_settings, git, make_repo
+from engine_support import (TASKQ_FILES as FILES, TASKQ_QUESTION as QUESTION, Cold, cold_ask, engine_settings,
+                            fresh_copy, git, kill_when, saved_kv_files)
 from repochat.ask import AskResult, ask, status_plan
 from repochat.config import Settings
 from repochat.engine.pagestore import PageStore
@@ -33,32 +31,9 @@ from repochat.prompt import Prompter, render_file
 pytestmark = pytest.mark.model
 
 
-@dataclass
-class Cold:
-    repo: Path
-    settings: Settings
-    result: AskResult
-    progress: list[tuple[str, int, int]]
-
-
 @pytest.fixture(scope="module")
 def cold(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Cold:
-    base = tmp_path_factory.mktemp("cold")
-    repo = make_repo(base / "repo", FILES)
-    settings = engine_settings(base / "cache", model=str(engine.model_path), threads=1)
-    progress: list[tuple[str, int, int]] = []
-    engine.close_context()
-    result = ask(repo, QUESTION, settings, engine=engine, effort="high",
-                 on_progress=lambda *p: progress.append(p))
-    return Cold(repo, settings, result, progress)
-
-
-def _fresh_copy(cold: Cold, tmp_path: Path) -> tuple[Path, Settings]:
-    """The cold run's repository and KV cache, copied so that a test may change them."""
-    repo = tmp_path / "repo"
-    shutil.copytree(cold.repo, repo, symlinks=True)
-    shutil.copytree(Path(cold.settings.cache_dir) / "kv", tmp_path / "cache" / "kv")
-    return repo, engine_settings(tmp_path / "cache", model=cold.settings.model, threads=1)
+    return cold_ask(engine, tmp_path_factory.mktemp("cold"), effort="high")
 
 
 def _ask_from_disk(engine: Engine, repo: Path, settings: Settings, question: str = QUESTION, effort: str = "high",
@@ -71,24 +46,19 @@ def _piece_tokens(engine: Engine, repo: Path, path: str) -> int:
     return len(Prompter(engine.model, engine.model_path).content(render_file(path, (repo / path).read_text()).text))
 
 
-def _piece_files(cache: Path) -> list[Path]:
-    """Piece files written completely (each is written to a .tmp- file first, then renamed)."""
-    return [path for path in (cache / "kv").rglob("*.kvp") if not path.name.startswith(".tmp-")]
-
-
 def test_cold_ask_computes_every_file_alone_and_saves_it(cold: Cold) -> None:
     coverage = cold.result.coverage
     assert coverage["mode"] == "whole" and coverage["kv_unit"] == "piece" and coverage["cache"] == "miss"
     assert coverage["pages"] == len(FILES) + 1 == coverage["pages_saved"]  # the head and one piece per file
     assert coverage["prefilled_tokens"] == coverage["repo_tokens"] and coverage["restored_tokens"] == 0
     assert ("pieces", len(FILES) + 1, len(FILES) + 1) in cold.progress
-    assert len(_piece_files(Path(cold.settings.cache_dir))) == len(FILES) + 1
+    assert len(saved_kv_files(Path(cold.settings.cache_dir))) == len(FILES) + 1
     assert coverage["link_tokens"] == (len(FILES) - 1) * cold.settings.piece_link_tokens  # every piece but the first
     assert cold.result.answer.strip()
 
 
 def test_warm_ask_restores_every_piece_and_answers_identically(cold: Cold, engine: Engine, tmp_path: Path) -> None:
-    repo, settings = _fresh_copy(cold, tmp_path)
+    repo, settings = fresh_copy(cold, tmp_path)
     warm = _ask_from_disk(engine, repo, settings)
     assert warm.coverage["cache"] == "hit" and warm.coverage["prefilled_tokens"] == 0
     assert warm.coverage["restored_tokens"] == cold.result.coverage["repo_tokens"]
@@ -98,7 +68,7 @@ def test_warm_ask_restores_every_piece_and_answers_identically(cold: Cold, engin
 def test_editing_the_first_file_recomputes_that_file_only(cold: Cold, engine: Engine, tmp_path: Path) -> None:
     """With prefix pages an edit of the first file invalidates every page; with pieces, only its own piece, and the
     later files' pieces are restored at their new positions."""
-    repo, settings = _fresh_copy(cold, tmp_path)
+    repo, settings = fresh_copy(cold, tmp_path)
     first = stability_order(repo, list(FILES))[0]
     (repo / first).write_text(FILES[first] + "\n# Retries back off exponentially.\n")
     result = _ask_from_disk(engine, repo, settings, "What does run_once return?")
@@ -110,7 +80,7 @@ def test_editing_the_first_file_recomputes_that_file_only(cold: Cold, engine: En
 def test_a_moved_file_is_restored_at_its_new_place_and_read_there(cold: Cold, engine: Engine, tmp_path: Path) -> None:
     """Committing worker.py moves it last in stability order: its new version is computed, and every other file
     (queue.py, results.py ... now at other positions) comes back from disk; the answer reads the new value."""
-    repo, settings = _fresh_copy(cold, tmp_path)
+    repo, settings = fresh_copy(cold, tmp_path)
     (repo / "taskq/worker.py").write_text(FILES["taskq/worker.py"].replace("MAX_RETRIES = 3", "MAX_RETRIES = 5"))
     git(repo, "commit", "-q", "-am", "more retries", when=1_800_000_000)
     result = _ask_from_disk(engine, repo, settings, "What is the value of MAX_RETRIES?")
@@ -156,8 +126,8 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def test_a_damaged_piece_is_recomputed_alone(cold: Cold, engine: Engine, tmp_path: Path) -> None:
-    repo, settings = _fresh_copy(cold, tmp_path)
-    victim = max(_piece_files(tmp_path / "cache"), key=lambda path: path.stat().st_size)
+    repo, settings = fresh_copy(cold, tmp_path)
+    victim = max(saved_kv_files(tmp_path / "cache"), key=lambda path: path.stat().st_size)
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0xFF
     victim.write_bytes(bytes(data))
@@ -177,7 +147,7 @@ def test_in_memory_pieces_are_kept_for_the_next_question(cold: Cold, engine: Eng
 
 
 def test_status_reports_how_much_of_the_repository_is_cached(cold: Cold, tmp_path: Path) -> None:
-    repo, settings = _fresh_copy(cold, tmp_path)
+    repo, settings = fresh_copy(cold, tmp_path)
     assert status_plan(repo, settings)["cache"] == "hit"
     first = stability_order(repo, list(FILES))[0]
     (repo / first).write_text(FILES[first] + "\n# edited\n")
@@ -208,15 +178,8 @@ def test_kill_9_during_assembly_keeps_every_finished_piece(cold: Cold, tmp_path:
            "REPOCHAT_MAX_ANSWER_TOKENS": "48", "REPOCHAT_INTERACTIVE_PREFILL_S": "0"}
     command = [sys.executable, "-m", "repochat", "ask", "-C", str(repo), "--model", cold.settings.model,
                "--effort", "high", "--json", QUESTION]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    deadline = time.monotonic() + 600
-    while len(_piece_files(tmp_path / "cache")) < 3 and process.poll() is None:
-        assert time.monotonic() < deadline, "no piece was saved within 10 minutes"
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    saved = len(_piece_files(tmp_path / "cache"))
+    kill_when(command, env, lambda: len(saved_kv_files(tmp_path / "cache")) >= 3, "piece saved")
+    saved = len(saved_kv_files(tmp_path / "cache"))
     assert 3 <= saved < len(FILES) + 1, "the ask finished before it could be killed"
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
