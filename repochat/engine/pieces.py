@@ -61,6 +61,13 @@ class Placement:
     def length(self, unit: int) -> int:
         return self.starts[unit + 1] - self.starts[unit]
 
+    def link_spans(self, first: int, link_tokens: int) -> list[tuple[int, int]]:
+        """(tokens, start) of the links of units first.. (the head and the first piece have none)."""
+        if not link_tokens:
+            return []
+        return [(min(link_tokens, self.length(unit)), self.starts[unit]) for unit in range(max(first, 2),
+                                                                                           len(self.keys))]
+
 
 def restore_piece(context: LlamaContext, data: bytearray, head_tokens: int, tokens: int, offset: int) -> bool:
     """Load a saved piece (cells at [head_tokens, head_tokens + tokens)) and move it to ``offset`` in the main

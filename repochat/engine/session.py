@@ -137,9 +137,7 @@ class Engine:
                      for unit, (tokens, done) in enumerate(zip([head, *pieces], reusable)) if not done]
             placement = Placement.of(self.identity, head, pieces)
             kept = _common_prefix(self._resident, placement.keys) if self.context is not None else 0
-            links = [(min(settings.piece_link_tokens, placement.length(unit)), placement.starts[unit])
-                     for unit in range(max(kept, 2), len(placement.keys)) if settings.piece_link_tokens]
-            return spans + links
+            return spans + placement.link_spans(kept, settings.piece_link_tokens)
         tokens = _joined(head, pieces)
         done = self.reusable_tokens(split_pages(tokens, settings.page_tokens), self.store(settings))
         return [(len(tokens) - done, done)] if len(tokens) > done else []
