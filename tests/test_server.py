@@ -197,7 +197,7 @@ def test_ask_twice_reuses_the_kv_cache_and_reports_progress(server: Server) -> N
     assert not first.is_error, first.content
     first_data = json.loads(first.content[0].text)
     assert first_data["answer"].strip()
-    assert any(message and message.startswith("prefill") for _, message in progress), progress
+    assert any(message and message.startswith("pieces") for _, message in progress), progress  # KV pieces computed
     assert [value for value, _ in progress] == sorted(value for value, _ in progress)
     second = server.data("ask", question)
     coverage = second["coverage"]
