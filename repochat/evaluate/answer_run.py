@@ -25,6 +25,7 @@ from ..errors import RepochatError
 from ..index.indexer import embed_pending, update_index
 from ..index.store import IndexStore
 from ..repo.walk import read_text, walk_repository
+from ..retrieve.files import rank_files
 from ..retrieve.search import search
 from ..tokens import count_tokens, count_tokens_batch
 from .answers import score_localization, score_needle, short_name
@@ -297,16 +298,19 @@ def _common_folders(path: str, owns: list[str]) -> int:
 
 
 def control_top1(prepared: Prepared) -> tuple[bool, str]:
-    """Search alone (repochat.retrieve.search, hybrid) over the same index: is its first hit right?"""
+    """Search alone over the same index, no model: is its first hit right? A file-localization case is ranked as
+    `ask` ranks the files a "which files" answer leads with (repochat.retrieve.files.rank_files), a needle case by
+    hybrid chunk search (repochat.retrieve.search)."""
     case = prepared.case
     store = IndexStore.open(prepared.settings.index_path(prepared.tree))
+    if case.suite == FILE_LOCALIZATION:
+        files = rank_files(store, case.query, k=1, embedding_model=prepared.settings.embedding_model)
+        return (files[0].path in case.gold_files, files[0].path) if files else (False, "")
     hits = search(store, case.query, k=1, embedding_model=prepared.settings.embedding_model)
     if not hits:
         return False, ""
     hit = hits[0]
     top = f"{hit.location()} {hit.symbol}".strip()
-    if case.suite == FILE_LOCALIZATION:
-        return hit.path in case.gold_files, top
     return overlaps((hit.path, hit.start_line, hit.end_line), case.path, case.start_line, case.end_line), top
 
 
@@ -449,7 +453,8 @@ def as_table(rows: list[AnswerRow]) -> str:
                " or a reference overlapping it.")
     out.append("file-localization: first / in top 3 = a gold file first / among the first three files the answer"
                " points at; cited = a gold file cited or referenced.")
-    out.append("search top-1 = repochat search alone, first hit right (no model); cites = answers with a citation"
+    out.append("search top-1 = search alone, first hit right (no model): the file ranking (`repochat search --files`)"
+               " for file-localization, hybrid chunk search for needles; cites = answers with a citation"
                " (valid citations / all).")
     return "\n".join(out)
 
