@@ -227,8 +227,7 @@ def _kv_cache_state(model_path: Path, settings: Settings, prompt: Prompt) -> dic
         placement = Placement.of(identity, prompt.head, prompt.pieces)
         present = [store.exists(PIECE_INDEX, key) for key in placement.keys]
         missing = [unit for unit, found in enumerate(present) if not found]
-        spans = [(placement.length(unit), placement.starts[1] if unit else 0) for unit in missing]
-        spans += placement.link_spans(0, settings.piece_link_tokens)
+        spans = placement.prefill_spans(present, 0, settings.piece_link_tokens)
         cached_tokens = len(prompt.tokens) - sum(placement.length(unit) for unit in missing)
         counts = {"kv_unit": "piece", "pages": len(present), "pages_cached": len(present) - len(missing)}
     else:

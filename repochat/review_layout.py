@@ -4,8 +4,8 @@ Whole-repository mode: the context starts with the files `ask` puts in (same cha
 order), except that the reviewed files carry the content under review (the staged blobs, or the range's last
 commit). With KV pieces (engine/pieces.py) every file `ask` cached is restored and only the reviewed files, plus the
 review part, are prefilled; with prefix pages the reviewed files are appended after the remembered layout
-(repochat.layout) so that the pages before them stay valid. The review part (instructions, the change, callers and callees, the notes) follows the repository as the
-end of the user turn.
+(repochat.layout) so that the pages before them stay valid. The review part (instructions, the change, callers and
+callees, the notes) follows the repository as the end of the user turn.
 
 Retrieval mode: the short prompt of review_prompt on its own (review instructions as the system turn).
 

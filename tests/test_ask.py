@@ -266,7 +266,7 @@ def test_low_effort_answers_from_retrieved_excerpts_and_caches_them(cold: Cold, 
     repo = tmp_path / "repo"
     shutil.copytree(cold.repo, repo, symlinks=True)
     settings = page_settings(tmp_path / "cache", model=cold.settings.model, threads=1, embeddings=False,
-                               index_dir=str(tmp_path / "index"))
+                             index_dir=str(tmp_path / "index"))
     question = "What does run_once do when job.run raises?"
     first = _ask_from_disk(engine, repo, settings, question, effort="low")
     assert first.coverage["mode"] == "retrieval"
@@ -283,7 +283,7 @@ def test_every_answer_ends_with_sources_that_were_in_the_context(cold: Cold, eng
     repo, settings = cold.repo, cold.settings
     if effort == "low":  # retrieval mode: an index of its own, the excerpts are the candidates
         settings = page_settings(tmp_path / "cache", model=cold.settings.model, threads=1, embeddings=False,
-                                   index_dir=str(tmp_path / "index"))
+                                 index_dir=str(tmp_path / "index"))
     lengths = {path: len(text.splitlines()) for path, text in FILES.items()}
     for question in (QUESTION, "Which method of Queue returns the next job that is due?", "What is taskq?"):
         streamed: list[str] = []

@@ -65,12 +65,14 @@ class Placement:
     def length(self, unit: int) -> int:
         return self.starts[unit + 1] - self.starts[unit]
 
-    def link_spans(self, first: int, link_tokens: int) -> list[tuple[int, int]]:
-        """(tokens, start) of the links of units first.. (the head and the first piece have none)."""
-        if not link_tokens:
-            return []
-        return [(min(link_tokens, self.length(unit)), self.starts[unit]) for unit in range(max(first, 2),
-                                                                                           len(self.keys))]
+    def prefill_spans(self, done: list[bool], linked: int, link_tokens: int) -> list[tuple[int, int]]:
+        """(tokens, start) of what an assembly prefills: each unit not ``done`` (the head in place, a piece alone
+        behind it), then the links of units ``linked``.. (the head and the first piece have none)."""
+        spans = [(self.length(unit), self.starts[1] if unit else 0) for unit, found in enumerate(done) if not found]
+        if link_tokens:
+            spans += [(min(link_tokens, self.length(unit)), self.starts[unit])
+                      for unit in range(max(linked, 2), len(self.keys))]
+        return spans
 
 
 def restore_piece(context: LlamaContext, data: bytearray, head_tokens: int, tokens: int, offset: int) -> bool:

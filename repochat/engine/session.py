@@ -132,12 +132,11 @@ class Engine:
         each behind the head (pieces mode, assumed until a context says the cache cannot shift); or the pages after
         the longest reusable prefix."""
         if self._uses_pieces(settings):
-            reusable = self.reusable_pieces(head, pieces, self.store(settings, pieces=True))
-            spans = [(len(tokens), len(head) if unit else 0)
-                     for unit, (tokens, done) in enumerate(zip([head, *pieces], reusable)) if not done]
             placement = Placement.of(self.identity, head, pieces)
             kept = _common_prefix(self._resident, placement.keys) if self.context is not None else 0
-            return spans + placement.link_spans(kept, settings.piece_link_tokens)
+            store = self.store(settings, pieces=True)
+            done = [unit < kept or store.exists(PIECE_INDEX, key) for unit, key in enumerate(placement.keys)]
+            return placement.prefill_spans(done, kept, settings.piece_link_tokens)
         tokens = _joined(head, pieces)
         done = self.reusable_tokens(split_pages(tokens, settings.page_tokens), self.store(settings))
         return [(len(tokens) - done, done)] if len(tokens) > done else []
@@ -248,12 +247,6 @@ class Engine:
             context.decode(units[0], 0)
             return context.export_range(0, placement.starts[1])
         return compute_piece(context, units[unit], placement.starts[1], placement.starts[unit])
-
-    def reusable_pieces(self, head: list[int], pieces: list[list[int]], store: PageStore) -> list[bool]:
-        """For the head and each piece: whether ``load_pieces`` would not prefill it (in memory, or on disk)."""
-        placement = Placement.of(self.identity, head, pieces)
-        kept = _common_prefix(self._resident, placement.keys) if self.context is not None else 0
-        return [unit < kept or store.exists(PIECE_INDEX, key) for unit, key in enumerate(placement.keys)]
 
     def reusable_tokens(self, pages: list[list[int]], store: PageStore) -> int:
         """Tokens at the start of ``pages`` that ``load_prefix`` would not prefill: pages still in memory, then pages
