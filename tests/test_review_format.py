@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -52,21 +53,39 @@ def test_text_output_names_every_finding_and_left_out_file() -> None:
 
 
 def test_sarif_2_1_0_shape(tmp_path: Path) -> None:
-    report = ReviewReport("staged", findings=[WARNING, ERROR], reviewed=["b/c.py"], not_reviewed={"logo.png": "binary"},
-                          seconds=3.456, stats={"mode": "whole", "restored_tokens": 2048, "prompt_tokens": 9})
+    info = Finding("info", "b/c.py", 9, "could be shorter")
+    report = ReviewReport("staged", findings=[WARNING, ERROR, info], reviewed=["b/c.py"],
+                          not_reviewed={"logo.png": "binary"}, seconds=3.456, stats={"mode": "whole", "restored_tokens": 2048, "prompt_tokens": 9})
     sarif = to_sarif(report, "0.1.0", tmp_path)
     assert sarif["version"] == "2.1.0" and sarif["$schema"].endswith("sarif-2.1.0.json")
     run = sarif["runs"][0]
     assert run["tool"]["driver"]["name"] == "repochat"
     assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == tmp_path.resolve().as_uri() + "/"
     levels = [r["level"] for r in run["results"]]
-    assert levels == ["warning", "error"]  # SARIF levels: none, note, warning, error
+    assert levels == ["warning", "error", "note"]  # SARIF levels: none, note, warning, error
     location = run["results"][1]["locations"][0]["physicalLocation"]
     assert location == {"artifactLocation": {"uri": "b/c.py", "uriBaseId": "%SRCROOT%"}, "region": {"startLine": 7}}
     assert run["results"][1]["properties"]["suggestion"] == "use len(x) - 1"
     assert run["properties"] == {"target": "staged", "reviewed": ["b/c.py"], "notReviewed": {"logo.png": "binary"},
                                  "seconds": 3.46, "mode": "whole", "restored_tokens": 2048}
-    assert json.loads(json.dumps(sarif)) == sarif
+    _sarif_validator().validate(json.loads(json.dumps(sarif)))
+
+
+def test_sarif_of_a_skipped_review_is_valid(tmp_path: Path) -> None:
+    skipped = ReviewReport("HEAD~1..HEAD", notice="model unavailable: not installed")
+    sarif = to_sarif(skipped, "0.1.0", tmp_path)
+    _sarif_validator().validate(sarif)
+    invocation = sarif["runs"][0]["invocations"][0]
+    assert invocation["executionSuccessful"] is False
+    assert invocation["toolExecutionNotifications"][0]["message"]["text"] == "model unavailable: not installed"
+
+
+def _sarif_validator() -> jsonschema.Draft4Validator:
+    """The OASIS SARIF 2.1.0 schema (errata01, Schemata/sarif-schema-2.1.0.json of the spec), kept in tests/data so
+    the check needs no network. It closes every object (additionalProperties: false) and enumerates levels."""
+    schema = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
+    jsonschema.Draft4Validator.check_schema(schema)
+    return jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
 
 
 def test_truncated_output_keeps_complete_findings() -> None:
