@@ -81,6 +81,12 @@ class Settings:
     # llama.cpp's extra CPU buffer types (AMX, repacked weights): auto = on unless the CPU has AMX, whose path
     # crashes in llama.cpp (engine/cpu.py)
     cpu_extra_buffers: str = "auto"
+    # a remote OpenAI-compatible engine ("http://host:8080/v1": llama-server, vLLM, ...) instead of the local model;
+    # its API key comes from REPOCHAT_API_KEY or OPENAI_API_KEY (engine/remote.py)
+    engine: str = ""
+    engine_model: str = ""  # the model name the server is asked for; "" = the first it lists
+    engine_context: int = 0  # its context in tokens; 0 = what the server reports
+    engine_timeout: float = 900.0  # seconds the server may stay silent (a cold whole-repository prefill) before giving up
 
     def index_path(self, root: Path) -> Path:
         """<root>/.repochat, or index_dir (a relative one is taken from the repository root, not the cwd)."""
@@ -92,7 +98,8 @@ _SHARE_KEYS = {"max_stale_share"}  # fractions of a whole: 0 to 1
 # The smallest value each number may take (a page of fewer tokens than a short line is a mistake, not a choice).
 _MINIMUMS = {"max_file_size": 1, "memory": 0, "ctx": 0, "page_tokens": 16, "kv_cache_size": 0, "gpu_layers": -1,
              "threads": 0, "max_answer_tokens": 1, "max_diff_lines": 1, "review_whole_max_prefill": 0,
-             "retrieval_tokens": 0, "interactive_prefill_s": 0, "piece_link_tokens": 0}
+             "retrieval_tokens": 0, "interactive_prefill_s": 0, "piece_link_tokens": 0, "engine_context": 0,
+             "engine_timeout": 0.001}
 _AUTO_ON_OFF = ("auto", "on", "off")
 CHOICES = {"kv_type": ("f16", "q8_0", "q4_0"), "fail_on": ("error", "warning", "info", "never"),
            "cpu_extra_buffers": _AUTO_ON_OFF, "index_kv": _AUTO_ON_OFF}
