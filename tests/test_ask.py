@@ -236,11 +236,16 @@ def test_japanese_question_is_answered(cold: Cold, engine: Engine) -> None:
 def test_citations_are_marked_against_the_context(cold: Cold, engine: Engine) -> None:
     result = ask(cold.repo, "Quote the line of taskq/worker.py that sets MAX_RETRIES, citing it as path:line.",
                  cold.settings, engine=engine)
+    # The question asks for a citation and the answer's Sources line cites what it names: none is a failure, not a pass
+    assert result.citations, result.answer
     lengths = {path: len(text.splitlines()) for path, text in FILES.items()}
     for citation in result.citations:
         really_shown = citation["path"] in lengths and 1 <= citation["start"] <= citation["end"] <= lengths[
             citation["path"]]
         assert citation["valid"] == really_shown, citation
+    line = FILES["taskq/worker.py"].splitlines().index("MAX_RETRIES = 3") + 1
+    assert any(c["valid"] and c["path"] == "taskq/worker.py" and c["start"] <= line <= c["end"]
+               for c in result.citations), result.answer
 
 
 def test_code_the_answer_names_is_referenced_where_it_is_defined(cold: Cold, engine: Engine) -> None:
