@@ -10,7 +10,8 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from .cli_common import emit_json, handle_errors, json_option, model_options, out, repo_option, settings_for
+from .cli_common import (emit_json, handle_errors, index_options, json_option, model_options, out, repo_option,
+                         settings_for)
 from .cli_review import hook, review
 from .cli_serve import serve, watch
 from .progress import progress_reporter
@@ -30,6 +31,7 @@ def cli() -> None:
 @click.option("--kv/--no-kv", default=None,
               help="Then compute the KV pieces that asks assemble, most central files first (Ctrl-C keeps those "
                    "done). Default: the index_kv setting (auto: when the repository's KV fits kv_cache_size).")
+@index_options
 @model_options
 @json_option
 @handle_errors()
@@ -90,17 +92,18 @@ def _print_index_summary(summary: Any) -> None:
 @click.option("--path", "path_glob", help="Only paths matching this glob (e.g. 'src/**/*.py').")
 @click.option("--lang", "language", help="Only this language (e.g. python).")
 @click.option("--files", "by_file", is_flag=True, help="Rank files, not chunks (which files is this about?).")
+@index_options
 @repo_option
 @json_option
 @handle_errors()
 def search(query: str, k: int, mode: str, path_glob: str | None, language: str | None, by_file: bool,
-           repo: Path | None, as_json: bool) -> None:
+           repo: Path | None, as_json: bool, **options: Any) -> None:
     """Search the index: ranked chunks with path:line (or, with --files, ranked files)."""
     from .index.store import IndexStore
     from .retrieve.search import cut_notice
     from .retrieve.search import search as run_search
 
-    root, settings = settings_for(repo)
+    root, settings = settings_for(repo, **options)
     notice = cut_notice(query)
     if notice:
         click.echo(f"notice: {notice}", err=True)
@@ -184,14 +187,15 @@ def repo_map(tokens: int, focus: tuple[str, ...], repo: Path | None, as_json: bo
 
 
 @cli.command()
+@index_options
 @repo_option
 @json_option
 @handle_errors()
-def status(repo: Path | None, as_json: bool) -> None:
+def status(repo: Path | None, as_json: bool, **options: Any) -> None:
     """What is indexed, what was skipped and why, and the plan for asking (whole repository or retrieval)."""
     from .status import repository_status
 
-    root, settings = settings_for(repo)
+    root, settings = settings_for(repo, **options)
     report = repository_status(root, settings)
     if as_json:
         emit_json(report)
@@ -233,6 +237,7 @@ def _size(size: int) -> str:
               help="low: retrieval with a small context; auto: a lookup from the index, else what the model answers "
                    "best with within ~30 s of prefill; high: whole repository (or the largest budget).")
 @click.option("--max-tokens", "max_answer_tokens", type=int, help="Longest answer, in tokens.")
+@index_options
 @model_options
 @repo_option
 @json_option

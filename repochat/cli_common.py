@@ -72,6 +72,19 @@ def settings_for(repo: Path | None, **overrides: Any) -> tuple[Path, Settings]:
     return root, load_settings(root, overrides)
 
 
+def index_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Where the index is (index, search, ask, serve, status): a bucket prefix, and whether this process may write it."""
+    options = [
+        click.option("--index-uri", help="The index in object storage: s3://bucket/prefix (endpoint, region and keys "
+                                         "from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, ...)."),
+        click.option("--read-only", "index_read_only", is_flag=True, default=None,
+                     help="Read the index, never update it (an index a CI job builds)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Options that choose the model and how it runs (ask, review, serve, status)."""
     options = [

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli_common import handle_errors, json_option, repo_option, settings_for
+from .cli_common import handle_errors, index_options, json_option, repo_option, settings_for
 
 if TYPE_CHECKING:
     from .index.indexer import IndexSummary
@@ -27,9 +27,10 @@ if TYPE_CHECKING:
               help="Speak MCP (JSON-RPC) on stdin/stdout; the only transport, and the default.")
 @click.option("--no-watch", is_flag=True, help="Do not follow file changes (the index is updated once at start).")
 @click.option("--no-embed", is_flag=True, help="Skip vectors (full-text search only).")
+@index_options
 @repo_option
 @handle_errors()
-def serve(transport: str, no_watch: bool, no_embed: bool, repo: Path | None) -> None:
+def serve(transport: str, no_watch: bool, no_embed: bool, repo: Path | None, **options: str | bool | None) -> None:
     """Serve the repository to an editor or coding agent over MCP (stdio).
 
     Tools: search_code, ask, review_diff, find_symbol, find_references, repo_map, index_status; files are
@@ -37,8 +38,8 @@ def serve(transport: str, no_watch: bool, no_embed: bool, repo: Path | None) -> 
     """
     from .server import serve_stdio
 
-    root, settings = settings_for(repo, embeddings=False if no_embed else None)
-    serve_stdio(root, settings, live=not no_watch)
+    root, settings = settings_for(repo, embeddings=False if no_embed else None, **options)
+    serve_stdio(root, settings, live=not no_watch and not settings.index_read_only)  # read-only: nothing to follow
 
 
 @click.command()

@@ -8,11 +8,14 @@ import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import platformdirs
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .index.location import IndexDir
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3,
                "t": 1024**4, "tb": 1024**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
@@ -33,6 +36,8 @@ class Settings:
     """Everything a command may be told. Field names are the config keys (``max_file_size`` -> REPOCHAT_MAX_FILE_SIZE)."""
 
     index_dir: str = ""  # default: <root>/.repochat
+    index_uri: str = ""  # s3://bucket/prefix: the index in object storage (AWS_* variables); wins over index_dir
+    index_read_only: bool = False  # read the index, never update it (readers of an index a CI job builds)
     cache_dir: str = field(default_factory=lambda: platformdirs.user_cache_dir("repochat"))
     max_file_size: int = 1024 * 1024  # bytes; larger files are skipped and counted
     embeddings: bool = True  # compute chunk vectors (slow on CPU) for hybrid search
@@ -88,8 +93,12 @@ class Settings:
     engine_context: int = 0  # its context in tokens; 0 = what the server reports
     engine_timeout: float = 900.0  # seconds the server may stay silent (a cold whole-repository prefill) before giving up
 
-    def index_path(self, root: Path) -> Path:
-        """<root>/.repochat, or index_dir (a relative one is taken from the repository root, not the cwd)."""
+    def index_path(self, root: Path) -> IndexDir:
+        """<root>/.repochat, or index_dir (a relative one is taken from the repository root, not the cwd), or the
+        index_uri prefix (an ObjectFolder, repochat/index/location.py)."""
+        if self.index_uri:
+            from .index.location import ObjectFolder
+            return ObjectFolder.of(self.index_uri)
         return root / Path(self.index_dir).expanduser() if self.index_dir else root / ".repochat"
 
 

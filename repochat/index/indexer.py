@@ -27,6 +27,7 @@ from .identifiers import (
     words_of_code,
 )
 from .lance_errors import IndexDamaged
+from .location import refuse_writes
 from .lock import IndexBusy, index_write_lock, lock_notice
 from .parse import parse_file
 from .store import IndexStore, chunk_row
@@ -88,6 +89,7 @@ def update_index(root: Path, settings: Settings, progress: Progress | None = Non
     damage probe confirms (LanceDB opens lazily: a broken file may show only when written to) gets the index
     rebuilt, once."""
     index_dir = settings.index_path(root)
+    refuse_writes(settings.index_read_only, index_dir)
     with index_write_lock(index_dir, wait, on_wait):
         try:
             return _update(root, settings, progress, rebuild)
@@ -102,7 +104,7 @@ def update_index(root: Path, settings: Settings, progress: Progress | None = Non
             return summary
 
 
-def _damaged(index_dir: Path) -> bool:
+def _damaged(index_dir: Any) -> bool:
     try:
         return bool(damage(IndexStore.open(index_dir, pinned=False)))
     except IndexError_:
@@ -180,6 +182,7 @@ def embed_pending(store: IndexStore, settings: Settings, progress: Progress | No
     index was not rebuilt meanwhile and leaving out keys another writer has stored since. With ``wait`` False, a
     busy lock ends the run (what was written stays)."""
     index_dir = store.path.parent
+    refuse_writes(settings.index_read_only, index_dir)
     notices = _once(on_wait) if on_wait else None
     with index_write_lock(index_dir, wait, notices):
         store = IndexStore.open(index_dir, pinned=False)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import IndexError_
+from .location import IndexDir, local_folder
 
 LOCK_FILE = "write.lock"
 WAIT_NOTICE = "waiting for another repochat index of this repository to finish ..."
@@ -36,7 +37,7 @@ def lock_notice(message: str) -> None:
 
 
 @contextmanager
-def index_write_lock(index_dir: Path, wait: bool = True,
+def index_write_lock(index_dir: IndexDir, wait: bool = True,
                      on_wait: Callable[[str], None] | None = lock_notice) -> Iterator[None]:
     """Hold the write lock of the index under ``index_dir``. Busy: wait (saying so once through ``on_wait``), or
     raise IndexBusy when ``wait`` is False. An index folder that cannot be created or written is an IndexError_."""
@@ -67,8 +68,8 @@ def index_write_lock(index_dir: Path, wait: bool = True,
         os.close(fd)  # releases the flock
 
 
-def lock_path(index_dir: Path) -> Path:
-    return index_dir / LOCK_FILE
+def lock_path(index_dir: IndexDir) -> Path:
+    return local_folder(index_dir) / LOCK_FILE  # an index in a bucket: a lock of this machine's (location.py)
 
 
 def _open(path: Path) -> int:

@@ -5,28 +5,29 @@ content hash) last, so an interrupted run leaves files whose hash was not record
 Writers take the index lock (lock.py) first; readers need none, since they read a published snapshot of versions.
 Every LanceDB call goes through a guard that turns its errors (a truncated data file, a deleted index, an unwritable
 folder) into one-line IndexError_s (lance_errors.py); probing for damage, repair and compaction are upkeep.py's.
+The folder may be a prefix in an S3 bucket (location.py): the tables and meta.json are then both there.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 os.environ.setdefault("LANCEDB_LOG", "error")  # lance's Rust warnings (deprecations, "creating dataset") are noise
-import lancedb  # noqa: E402
+import lancedb  # noqa: E402,F401  (imported here, after LANCEDB_LOG is set)
 import pyarrow as pa
 from lancedb.index import FTS
 
 from ..errors import IndexError_, IndexMissing
 from ..records import Chunk, Symbol
 from .lance_errors import LANCE_ERRORS, Guarded, IndexDamaged, detail, writing
+from .location import (IndexDir, IndexUnreachable, ObjectFolder, access_problem, connect, is_remote,
+                       remove_tree)
 
 SCHEMA_VERSION = 4  # 4: the secret rules of issue 10 (an index built before may hold what they now leave out)
 FOLDER = f"index-v{SCHEMA_VERSION}"
@@ -92,7 +93,7 @@ class IndexStore:
     """One repository's index. `open` gives a reader pinned to the last complete update (a snapshot of table
     versions), so a query never sees half of an update in progress; `create_or_open` gives the writer."""
 
-    def __init__(self, path: Path, db: Any, meta: dict[str, Any], pinned: bool = False) -> None:
+    def __init__(self, path: IndexDir, db: Any, meta: dict[str, Any], pinned: bool = False) -> None:
         self.path = path
         self.meta = meta
         self._db = db
@@ -101,7 +102,7 @@ class IndexStore:
 
     # --- opening -------------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, index_dir: Path, pinned: bool = True) -> "IndexStore":
+    def open(cls, index_dir: IndexDir, pinned: bool = True) -> "IndexStore":
         """An existing index, or IndexMissing / IndexError_ with what to do about it."""
         path = index_dir / FOLDER
         meta_file = path / "meta.json"
@@ -111,7 +112,7 @@ class IndexStore:
             raise IndexMissing("no index yet; run `repochat index` first")
         try:
             meta = _read_meta(meta_file)
-            db = lancedb.connect(str(path / "db"))
+            db = connect(path / "db")
         except (ValueError, OSError, RuntimeError) as exc:
             raise IndexDamaged(path, detail(exc)) from exc
         store = cls(path, db, meta, pinned)
@@ -133,11 +134,13 @@ class IndexStore:
         self._tables.clear()
 
     @classmethod
-    def create_or_open(cls, index_dir: Path, embedder_id: str) -> tuple["IndexStore", str]:
+    def create_or_open(cls, index_dir: IndexDir, embedder_id: str) -> tuple["IndexStore", str]:
         """Open for writing (call it holding the index lock); builds from scratch when missing, unreadable or
         incompatible, and repairs damaged tables; the notice says what was done."""
         try:
             store = cls.open(index_dir, pinned=False)
+        except IndexUnreachable:  # the store is down or refuses us: nothing to rebuild
+            raise
         except IndexMissing:
             return cls._create(index_dir, embedder_id), "new index"
         except IndexDamaged as exc:
@@ -152,21 +155,22 @@ class IndexStore:
         return store, notice
 
     @staticmethod
-    def remove(index_dir: Path) -> None:
+    def remove(index_dir: IndexDir) -> None:
         for old in index_dir.glob("index-v*") if index_dir.is_dir() else ():
-            shutil.rmtree(old, ignore_errors=True)
+            remove_tree(old)
 
     @classmethod
-    def _create(cls, index_dir: Path, embedder_id: str) -> "IndexStore":
+    def _create(cls, index_dir: IndexDir, embedder_id: str) -> "IndexStore":
         path = index_dir / FOLDER
         cls.remove(index_dir)  # this and other schema versions: unreadable by this one
         try:
             path.mkdir(parents=True, exist_ok=True)
-            (index_dir / ".gitignore").write_text("# the repochat index: never committed\n*\n", encoding="utf-8")
+            if not is_remote(index_dir):  # a bucket is in no work tree
+                (index_dir / ".gitignore").write_text("# the repochat index: never committed\n*\n", encoding="utf-8")
         except OSError as exc:
             raise IndexError_(f"cannot write the index at {index_dir}: {detail(exc)}") from exc
         meta = {"schema": SCHEMA_VERSION, "embedder": embedder_id, "generation": uuid.uuid4().hex}
-        store = cls(path, writing(path, lambda: lancedb.connect(str(path / "db"))), meta)
+        store = cls(path, writing(path, lambda: connect(path / "db")), meta)
         store._create_tables(CONTENT_TABLES)
         store.write_meta()
         return store
@@ -178,7 +182,10 @@ class IndexStore:
 
     def write_meta(self) -> None:
         """Replace meta.json atomically, through a temporary file of this writer's own (two writers must never
-        share one: the second rename would find it gone)."""
+        share one: the second rename would find it gone). In a bucket, one PUT is atomic by itself."""
+        if isinstance(self.path, ObjectFolder):
+            (self.path / "meta.json").write_text(json.dumps(self.meta))
+            return
         try:
             fd, tmp = tempfile.mkstemp(prefix="meta.", suffix=".json.tmp", dir=self.path)
             with os.fdopen(fd, "w", encoding="utf-8") as file:
@@ -227,6 +234,9 @@ class IndexStore:
         versions cleaned up) meanwhile is told to try again rather than to repair a healthy index."""
         if self._pinned and self._snapshot_moved():
             return IndexError_("the index was updated while it was being read; run the command again")
+        problem = access_problem(self.path, exc) if isinstance(self.path, ObjectFolder) else None
+        if problem:  # the store is down or refuses us: not damage to repair
+            return problem
         return IndexDamaged(self.path, detail(exc))
 
     def _snapshot_moved(self) -> bool:
@@ -370,7 +380,7 @@ class IndexStore:
         return list(self._guard(lambda: self._db.list_tables().tables))
 
 
-def _read_meta(meta_file: Path) -> dict[str, Any]:
+def _read_meta(meta_file: IndexDir) -> dict[str, Any]:
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
     if not isinstance(meta, dict):
         raise ValueError(f"meta.json holds a {type(meta).__name__}, not an object")

@@ -88,7 +88,10 @@ def fresh_index(root: Path, settings: Settings) -> IndexStore:
     """The index brought up to date (incremental, cheap when nothing changed), with vectors when few are missing.
 
     While another writer holds the index lock (a watcher, `repochat index`, a hook), the refresh is skipped rather
-    than waited for: that writer is bringing the index up to date, and its last published snapshot is read."""
+    than waited for: that writer is bringing the index up to date, and its last published snapshot is read. A
+    read-only index (index_read_only) is read as its writer last published it."""
+    if settings.index_read_only:
+        return IndexStore.open(settings.index_path(root))
     try:
         summary = update_index(root, settings, wait=False)  # counts the vectors still missing
         if 0 < summary.vectors_pending <= EMBED_ON_ASK_LIMIT:
