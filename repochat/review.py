@@ -21,6 +21,7 @@ from typing import Callable
 import pathspec
 
 from .config import Settings
+from .engine.api import is_remote
 from .engine.context import SEQ_MAIN, LlamaContext
 from .engine.grammar import generate_constrained, preference
 from .engine.models import resolve_model
@@ -37,6 +38,7 @@ from .review_diff import STAGED, WORKTREE, Change, FileChange, load_change
 from .review_format import Finding, ReviewReport
 from .review_index import index_change, open_index
 from .review_layout import WHOLE, LayoutRequest, ReviewLayout, choose_layout
+from .review_remote import remote_findings
 from .review_prompt import (ANSWER_PREFIX, BUGGY_WORDS, CORRECT_WORDS, VERDICT, VERDICT_THRESHOLD,
                             findings_grammar, parse_findings, prompt_text)
 
@@ -167,6 +169,10 @@ def _run_model(report: ReviewReport, context: ReviewContext, request: LayoutRequ
     """Findings from the model into ``report``; a model that cannot be loaded or fails becomes report.notice."""
     own = engine is None
     try:
+        if is_remote(settings):  # a server: the review prompt as text, its output constrained there
+            findings, report.stats = remote_findings(context, request.review_text, settings, MAX_OUTPUT_TOKENS)
+            report.findings, report.dropped = _keep_reviewed(findings, context)
+            return
         if engine is None:
             engine = Engine(resolve_model(settings, on_progress), settings, on_progress)
         layout = choose_layout(engine, request, settings)

@@ -1,0 +1,69 @@
+"""The seam between the commands and what runs the model: the local llama.cpp engine (engine/session.py) or a
+remote OpenAI-compatible server (engine/remote.py).
+
+The two differ in what they can be asked. The local engine holds a llama.cpp context: ask and review place KV
+pages and pieces in it, read logits (review's verdict, the sources trailer's picks) and decode token by token. A
+server takes text and a chat template of its own, keeps its KV cache to itself and returns text; what it offers is a
+streamed answer, an answer constrained to a grammar or JSON schema, a token count and its context length. So ask and
+review keep one path per kind (ask.py / ask_remote.py, review.py's _run_model / review_remote.py), and this module
+says which one a command takes: ``settings.engine`` set means the server.
+
+``ChatEngine`` is what the remote paths need, so another server client (or a local engine behind the same text
+interface) can stand in for RemoteEngine; ``ModelEngine`` is what every command holds, whichever kind it is.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+
+from ..config import Settings
+
+if TYPE_CHECKING:
+    from .remote import Completion
+
+Progress = Callable[[str, int, int], None]
+TextSink = Callable[[str], None]
+
+
+@runtime_checkable
+class ModelEngine(Protocol):
+    """Whatever answers: it is configured by ``settings`` and is closed when the command is done with it."""
+
+    settings: Settings
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ChatEngine(ModelEngine, Protocol):
+    """A text-in, text-out engine with its own template and cache (ask_remote.py, review_remote.py use this)."""
+
+    url: str
+
+    def context_limit(self) -> int: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int, on_text: TextSink | None = None) \
+        -> Completion: ...
+
+    def constrained(self, messages: list[dict[str, str]], grammar: str, schema: dict[str, Any],
+                    max_tokens: int) -> Completion: ...
+
+
+def is_remote(settings: Settings) -> bool:
+    """Whether the commands run on a server (``engine`` set by --engine, REPOCHAT_ENGINE or the config)."""
+    return bool(settings.engine)
+
+
+def open_engine(settings: Settings, on_progress: Progress | None = None) -> ModelEngine:
+    """The engine ``settings`` ask for: a client of the server at ``settings.engine``, else the local model loaded
+    (its file assembled on first use)."""
+    if is_remote(settings):
+        from .remote import RemoteEngine
+
+        return RemoteEngine(settings.engine, settings)
+    from .models import resolve_model
+    from .session import Engine
+
+    return Engine(resolve_model(settings, on_progress), settings, on_progress)
