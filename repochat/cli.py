@@ -10,7 +10,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from .cli_common import (emit_json, handle_errors, index_options, json_option, model_options, out, repo_option,
+from .cli_common import (emit_json, engine_option, handle_errors, index_options, json_option, model_options, out, repo_option,
                          settings_for)
 from .cli_review import hook, review
 from .cli_serve import serve, watch
@@ -188,6 +188,7 @@ def repo_map(tokens: int, focus: tuple[str, ...], repo: Path | None, as_json: bo
 
 @cli.command()
 @index_options
+@engine_option
 @repo_option
 @json_option
 @handle_errors()
@@ -239,6 +240,7 @@ def _size(size: int) -> str:
 @click.option("--max-tokens", "max_answer_tokens", type=int, help="Longest answer, in tokens.")
 @index_options
 @model_options
+@engine_option
 @repo_option
 @json_option
 @handle_errors()
@@ -285,6 +287,9 @@ def _print_coverage(coverage: dict[str, Any]) -> None:
     if coverage["mode"] == "lookup":  # no model ran: the tokens and the cache are beside the point
         out.print(f"[dim]{coverage['plan']} in {coverage['total_s']:.2f}s[/]")
         return
+    if coverage.get("engine"):
+        _print_remote_coverage(coverage)
+        return
     files = (f"{coverage['files_in_context']} files in context" if coverage["mode"] == "whole"
              else f"{coverage['files_retrieved']} files retrieved")
     if coverage.get("files_appended"):
@@ -295,6 +300,17 @@ def _print_coverage(coverage: dict[str, Any]) -> None:
               f"first token {coverage['ttft_s']:.1f}s, total {coverage['total_s']:.1f}s[/]")
     for notice in coverage.get("notices", []):
         out.print(f"[yellow]{notice}[/]")
+
+
+def _print_remote_coverage(coverage: dict[str, Any]) -> None:
+    """A server's coverage line: what it was sent and what it says it took from its prefix cache."""
+    files = (f"{coverage['files_in_context']} files in context" if coverage["mode"] == "whole"
+             else f"{coverage['files_retrieved']} files retrieved")
+    cached = coverage["server_cached_tokens"]
+    cache = "not reported by the server" if cached is None else f"{coverage['cache']} ({cached:,} tokens cached)"
+    out.print(f"[dim]{coverage['mode']} mode on {coverage['engine']} ({coverage['server']}): {files}, "
+              f"{coverage['files_left_out']} left out, {coverage['prompt_tokens']:,} prompt tokens, server cache "
+              f"{cache}, first token {coverage['ttft_s']:.1f}s, total {coverage['total_s']:.1f}s[/]", markup=True)
 
 
 @cli.command()

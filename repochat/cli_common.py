@@ -101,3 +101,8 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def engine_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--engine URL: run the model on an OpenAI-compatible server instead of locally (ask, review, serve, status)."""
+    return click.option("--engine", metavar="URL", default=None,
+                        help="An OpenAI-compatible server to run the model on (e.g. http://gpu-box:8080/v1; API key "
+                             "from REPOCHAT_API_KEY or OPENAI_API_KEY). Default: the engine setting, else local.")(command)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli_common import handle_errors, index_options, json_option, repo_option, settings_for
+from .cli_common import engine_option, handle_errors, index_options, json_option, repo_option, settings_for
 
 if TYPE_CHECKING:
     from .index.indexer import IndexSummary
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 @click.option("--no-watch", is_flag=True, help="Do not follow file changes (the index is updated once at start).")
 @click.option("--no-embed", is_flag=True, help="Skip vectors (full-text search only).")
 @index_options
+@engine_option
 @repo_option
 @handle_errors()
 def serve(transport: str, no_watch: bool, no_embed: bool, repo: Path | None, **options: str | bool | None) -> None:
