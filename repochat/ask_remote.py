@@ -210,3 +210,19 @@ def _coverage(repo: Repository, context: RemoteContext, engine: RemoteEngine, co
         "notices": [],
         "plan": context.reason,
     }
+
+
+def remote_status(root: Path, settings: Settings) -> dict[str, Any]:
+    """For `repochat status`: the server, what it is, its context, and the plan an ask would take there (the
+    repository's size by the server's tokenizer). What the server holds in its prefix cache it tells per request:
+    each ask's coverage reports it."""
+    with RemoteEngine(settings.engine, settings) as engine:
+        report = engine.describe()
+        if not isinstance(report["context_limit"], int):
+            return report
+        repo = load_repository(root, settings)
+        _prompt, text = whole_text(_layout(repo, settings))
+        tokens = engine.count_tokens(text)
+        room = report["context_limit"] - settings.max_answer_tokens - 4 * TEMPLATE_TOKENS
+        return {**report, "repo_tokens": tokens, "mode": "whole" if tokens <= room else "retrieval",
+                "server_cache": "reported per ask (coverage: server_cached_tokens)"}

@@ -13,7 +13,7 @@ from .index.store import IndexStore
 
 def repository_status(root: Path, settings: Settings) -> dict[str, Any]:
     report: dict[str, Any] = {"repository": {"root": str(root), "index": str(settings.index_path(root))},
-                              "engine": engine_status(settings)}
+                              "engine": _remote_status(root, settings) if settings.engine else engine_status(settings)}
     try:
         store = IndexStore.open(settings.index_path(root))
     except IndexMissing as exc:  # whole-repository asks need no index: the plan still applies
@@ -86,3 +86,10 @@ def _plan(root: Path, settings: Settings, repo_tokens: int | None) -> dict[str, 
     except RepochatError as exc:
         estimate = {} if repo_tokens is None else {"repo_tokens_estimate": repo_tokens}
         return {"state": f"no plan: {exc}", **estimate}
+
+
+def _remote_status(root: Path, settings: Settings) -> dict[str, Any]:
+    """The engine server's state and plan (ask_remote); the plan below is the local model's."""
+    from .ask_remote import remote_status
+
+    return remote_status(root, settings)
