@@ -63,6 +63,10 @@ def ask(root: Path, question: str, settings: Settings, effort: str = "auto", on_
             if on_text:
                 on_text(answered.answer)
             return answered
+    if settings.engine:  # an OpenAI-compatible server runs the model (engine/api.py, ask_remote.py)
+        from .ask_remote import ask_remote
+
+        return ask_remote(root, question, settings, effort, on_text, on_progress)
     repo = load_repository(root, settings)
     own_engine = engine is None
     if engine is None:
