@@ -130,9 +130,10 @@ class RepoTools:
         return text
 
     # --- the model -----------------------------------------------------------------------------------------
-    def engine(self, progress: Progress | None = None) -> Engine:
-        """The engine, loaded on first use and kept: its model and the KV pages in memory serve later asks."""
-        return self._engine.get(progress)
+    def engine(self, progress: Progress | None = None) -> Engine | None:
+        """The engine, loaded on first use and kept: its model and the KV pages in memory serve later asks. None
+        with a remote engine (settings.engine): ask and review talk to the server, no local model is loaded."""
+        return None if self.settings.engine else self._engine.get(progress)
 
     def loaded_engine(self) -> Engine | None:
         """The engine if a request has loaded it, without loading it."""
