@@ -48,6 +48,7 @@ FILE_URI = "repo://files/{+path}"
 # after that (freeing llama.cpp's context under a decode crashes the process); past this, the process exits with the
 # engine still allocated, which the OS reclaims.
 ENGINE_STOP_WAIT_S = 60.0
+STOPPED = "stopped at its next page or token"  # logged when a cancelled request's work really stopped
 
 
 class RequestCancelled(Exception):
@@ -57,12 +58,14 @@ class RequestCancelled(Exception):
 class CancelToken:
     def __init__(self) -> None:
         self._event = threading.Event()
+        self.honoured = False  # the work saw the cancellation and stopped, rather than finishing first
 
     def cancel(self) -> None:
         self._event.set()
 
     def check(self) -> None:
         if self._event.is_set():
+            self.honoured = True
             raise RequestCancelled
 
 
@@ -95,6 +98,7 @@ class ModelQueue:
                 token.cancel()  # the worker stops at its next page or token; the model stays ours until then
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(finished.wait)
+                log.info("cancelled model request %s", STOPPED if token.honoured else "had already finished")
                 raise
             finally:
                 self._running.pop(token, None)

@@ -25,6 +25,7 @@ from mcp.shared.exceptions import MCPError
 from repo_support import git, write_files
 from repochat.config import Settings
 from repochat.engine.models import resolve_model
+from repochat.server import STOPPED, CancelToken, ModelQueue
 
 SERVE = [sys.executable, "-m", "repochat", "serve"]
 TOOLS = {"search_code", "ask", "review_diff", "find_symbol", "find_references", "repo_map", "index_status"}
@@ -202,7 +203,7 @@ def test_ask_twice_reuses_the_kv_cache_and_reports_progress(server: Server) -> N
     second = server.data("ask", question)
     coverage = second["coverage"]
     assert coverage["cache"] == "hit" or coverage["restored_tokens"] > 0, coverage
-    assert coverage["prefilled_tokens"] < first_data["coverage"]["prefilled_tokens"] + 1
+    assert coverage["prefilled_tokens"] < first_data["coverage"]["prefilled_tokens"], coverage  # it reused some
     print(f"first ask: {first_data['coverage']['total_s']}s ({first_data['coverage']['cache']}), "
           f"second ask: {coverage['total_s']}s ({coverage['cache']}, {coverage['restored_tokens']} tokens reused)")
 
@@ -213,8 +214,34 @@ def test_a_cancelled_ask_stops_and_the_next_request_is_served(server: Server) ->
         with anyio.move_on_after(0.5):
             await server.session.call_tool("ask", {"question": "Summarise every file in detail.", "effort": "high"})
     server.portal.call(ask_then_cancel)
-    assert "cancelled" in _wait_for_log(server.log, "cancelled", timeout=60)
-    assert server.data("find_symbol", {"name": "run_once"})["definitions"]
+    # The server logs that a request was cancelled whether or not its work stopped: STOPPED says the work saw it.
+    assert STOPPED in _wait_for_log(server.log, STOPPED, timeout=60)
+    after = server.data("ask", {"question": "Which module imports heapq?"})  # the model is free and still usable
+    assert after["answer"].strip(), after
+
+
+def test_a_cancelled_model_request_stops_at_its_next_check_and_frees_the_queue() -> None:
+    """ModelQueue in process: cancelling the caller stops the running job at its next check (and returns only once it
+    has stopped: the model is never used by two requests); the next request then runs."""
+    queue = ModelQueue()
+    steps: list[int] = []
+
+    def long_job(token: CancelToken) -> str:
+        for step in range(250):  # 5 s unless the cancellation stops it
+            token.check()
+            steps.append(step)
+            time.sleep(0.02)
+        return "finished"
+
+    async def cancel_then_ask_again() -> tuple[int, str]:
+        with anyio.move_on_after(0.3):
+            await queue.run(long_job)
+        stopped_at = len(steps)
+        return stopped_at, await queue.run(lambda _token: "next")
+
+    stopped_at, after = anyio.run(cancel_then_ask_again)
+    assert 0 < stopped_at < 250 and len(steps) == stopped_at  # it stopped early, before run returned
+    assert after == "next"
 
 
 def _wait_for_log(path: Path, needle: str, timeout: float) -> str:
@@ -394,7 +421,12 @@ def test_review_diff_reviews_the_staged_change_on_the_loaded_model(server: Serve
     report = server.data("review_diff", {"target": "staged"})
     assert report["ran"], report["notice"]
     assert report["reviewed"] == ["taskq/worker.py"]
-    assert all(finding["path"] == "taskq/worker.py" for finding in report["findings"])
+    # The loaded model read the repository and the change and gave its verdict. Whether it finds this off-by-one is
+    # the model's judgement (the 0.5B default does not): test_review_model measures findings on planted bugs, and
+    # test_review_format checks that the grammar allows only reviewed paths and changed lines.
+    stats = report["stats"]
+    assert stats["model"] == resolve_model(Settings()).name, stats
+    assert stats["prompt_tokens"] > stats["repository_tokens"] > 0 and isinstance(stats["verdict_margin"], float), stats
 
 
 @pytest.mark.model
