@@ -19,7 +19,7 @@ import functools
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Union
 
@@ -51,8 +51,8 @@ class S3Access:
     endpoint: str = ""
     region: str = ""
     key_id: str = ""
-    secret: str = ""
-    token: str = ""
+    secret: str = field(default="", repr=False)  # never in a log or a traceback
+    token: str = field(default="", repr=False)
 
     @staticmethod
     def from_environ(environ: Mapping[str, str]) -> "S3Access":
