@@ -213,11 +213,20 @@ class RemoteEngine:
             if payload.get("usage") or payload.get("timings"):
                 last = payload
         if not done and not parts:
-            raise RemoteError(f"the engine server at {self.url} ended the answer before it began (a prompt longer "
-                              "than its context? its log says why)")
+            raise self._early_end(body)
         usage = last.get("usage") or {}
         return Completion("".join(parts), int(usage.get("completion_tokens") or chunks),
                           usage.get("prompt_tokens"), cached_tokens(last), first_at, stopped)
+
+    def _early_end(self, body: dict[str, Any]) -> RemoteError:
+        """Why a stream ended before its first token. llama-cpp-python's server fails a streamed request inside
+        the stream, where its error is lost; asked again unstreamed for one token, it says what went wrong (a
+        prompt longer than its context, in its own words)."""
+        try:
+            self._request("POST", f"{self.api}/chat/completions", json={**{k: v for k, v in body.items() if k != "stream_options"}, "stream": False, "max_tokens": 1})
+        except RemoteError as exc:
+            return exc
+        return RemoteError(f"the engine server at {self.url} ended the answer before it began (its log says why)")
 
     def _events(self, url: str, body: dict[str, Any]) -> Iterator[dict[str, Any] | None]:
         """The JSON payloads of a server-sent event stream; None for its closing [DONE]."""
