@@ -22,10 +22,14 @@ from repochat.engine.models import REGISTRY, ensure_assembled
 _MODEL_CACHE_NAME = "repochat-model-cache"
 
 
+def shared_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This test run's model folder; conftest makes it the models/ of the (temporary) user cache too."""
+    return tmp_path_factory.getbasetemp() / _MODEL_CACHE_NAME / "models"
+
+
 def default_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default model assembled from its installed packages into this test run's temp dir (once per run)."""
-    directory = tmp_path_factory.getbasetemp() / _MODEL_CACHE_NAME / "models"
-    return ensure_assembled(REGISTRY[0], directory)
+    return ensure_assembled(REGISTRY[0], shared_models_dir(tmp_path_factory))
 
 
 def engine_settings(cache_dir: Path, **changes: Any) -> Settings:

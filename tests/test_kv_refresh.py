@@ -66,7 +66,7 @@ def test_a_waiting_request_takes_the_engine_before_background_work() -> None:
 
 @pytest.fixture(scope="module")
 def model_path() -> Path:
-    return resolve_model(Settings())  # the user's cache: assembled once, shared with every other run
+    return resolve_model(Settings())  # the (temporary) user cache: the run's shared model folder (conftest)
 
 
 @pytest.mark.model

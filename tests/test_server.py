@@ -86,7 +86,7 @@ def _make_repo(base: Path) -> Path:
 
 
 def _environment(base: Path) -> dict[str, str]:
-    model = resolve_model(Settings())  # the user's cache: assembled once, shared with every other run
+    model = resolve_model(Settings())  # the (temporary) user cache: the run's shared model folder (conftest)
     return {**os.environ, "REPOCHAT_MODEL": str(model), "REPOCHAT_CACHE_DIR": str(base / "kv-cache"),
             "REPOCHAT_PAGE_TOKENS": "256", "REPOCHAT_MAX_ANSWER_TOKENS": "40", "REPOCHAT_EMBEDDINGS": "0",
             "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
