@@ -16,7 +16,7 @@ from .config import Settings
 from .engine.context import LlamaModel
 from .engine.models import resolve_model
 from .engine.pagestore import PageStore, chain_keys
-from .engine.pieces import PIECE_INDEX, Placement, piece_store_identity
+from .engine.pieces import PIECE_INDEX, Placement, missing_links, piece_store_identity
 from .engine.planner import Plan, answers_whole, auto_refuses_whole, context_bucket, make_plan, pieces_sound
 from .engine.throughput import describe_seconds, estimate_spans_seconds
 from .engine.session import Engine, Generation, PrefixStats, cache_identity, split_pages
@@ -142,6 +142,7 @@ def _coverage(repo: Repository, plan: Plan, prompt: Prompt, question_tokens: int
         "prefill_s": round(stats.prefill_seconds, 3),
         "link_tokens": stats.link_tokens,
         "link_s": round(stats.link_seconds, 3),
+        "links_restored": stats.links_restored,
         "ttft_s": round((generation.first_token_at or time.monotonic()) - started, 3),
         "total_s": round(time.monotonic() - started, 3),
         "notices": stats.notices,
@@ -231,7 +232,8 @@ def _kv_cache_state(model_path: Path, settings: Settings, prompt: Prompt) -> dic
         placement = Placement.of(identity, prompt.head, prompt.pieces)
         present = [store.exists(PIECE_INDEX, key) for key in placement.keys]
         missing = [unit for unit, found in enumerate(present) if not found]
-        spans = placement.prefill_spans(present, 0, settings.piece_link_tokens)
+        links = missing_links(placement, store, 0, settings.piece_link_tokens)
+        spans = placement.prefill_spans(present, links, settings.piece_link_tokens)
         cached_tokens = len(prompt.tokens) - sum(placement.length(unit) for unit in missing)
         counts = {"kv_unit": "piece", "pages": len(present), "pages_cached": len(present) - len(missing)}
     else:

@@ -376,6 +376,7 @@ def _coverage(store: IndexStore, asked: Lookup, shown: ShownLines, started: floa
         "prefill_s": 0.0,
         "link_tokens": 0,
         "link_s": 0.0,
+        "links_restored": 0,
         "ttft_s": elapsed,
         "total_s": elapsed,
         "notices": [],

@@ -23,7 +23,7 @@ from engine_support import (TASKQ_FILES as FILES, TASKQ_QUESTION as QUESTION, Co
 from repochat.ask import AskResult, ask, status_plan
 from repochat.config import Settings
 from repochat.engine.pagestore import PageStore
-from repochat.engine.pieces import piece_store_identity
+from repochat.engine.pieces import LINK_INDEX, PIECE_INDEX, piece_store_identity
 from repochat.engine.session import Engine, split_pages
 from repochat.history import stability_order
 from repochat.prompt import Prompter, render_file
@@ -52,8 +52,10 @@ def test_cold_ask_computes_every_file_alone_and_saves_it(cold: Cold) -> None:
     assert coverage["pages"] == len(FILES) + 1 == coverage["pages_saved"]  # the head and one piece per file
     assert coverage["prefilled_tokens"] == coverage["repo_tokens"] and coverage["restored_tokens"] == 0
     assert ("pieces", len(FILES) + 1, len(FILES) + 1) in cold.progress
-    assert len(saved_kv_files(Path(cold.settings.cache_dir))) == len(FILES) + 1
+    saved = [path.name for path in saved_kv_files(Path(cold.settings.cache_dir))]
+    assert len([name for name in saved if name.startswith(f"{PIECE_INDEX:07d}-")]) == len(FILES) + 1
     assert coverage["link_tokens"] == (len(FILES) - 1) * cold.settings.piece_link_tokens  # every piece but the first
+    assert len([name for name in saved if name.startswith(f"{LINK_INDEX:07d}-")]) == len(FILES) - 1  # links saved
     assert cold.result.answer.strip()
 
 
@@ -62,6 +64,7 @@ def test_warm_ask_restores_every_piece_and_answers_identically(cold: Cold, engin
     warm = _ask_from_disk(engine, repo, settings)
     assert warm.coverage["cache"] == "hit" and warm.coverage["prefilled_tokens"] == 0
     assert warm.coverage["restored_tokens"] == cold.result.coverage["repo_tokens"]
+    assert warm.coverage["link_tokens"] == 0 and warm.coverage["links_restored"] == len(FILES) - 1
     assert warm.answer == cold.result.answer  # the same cells, shifted to the same places
 
 
@@ -75,6 +78,9 @@ def test_editing_the_first_file_recomputes_that_file_only(cold: Cold, engine: En
     assert result.coverage["cache"] == "partial"
     assert result.coverage["prefilled_tokens"] == _piece_tokens(engine, repo, first)
     assert result.coverage["restored_tokens"] == result.coverage["repo_tokens"] - result.coverage["prefilled_tokens"]
+    # the boundaries between unchanged files come back from disk; only those beside the edited file are recomputed
+    assert 0 < result.coverage["link_tokens"] <= 2 * settings.piece_link_tokens
+    assert result.coverage["links_restored"] >= len(FILES) - 3
 
 
 def test_a_moved_file_is_restored_at_its_new_place_and_read_there(cold: Cold, engine: Engine, tmp_path: Path) -> None:

@@ -10,7 +10,10 @@ prefill, the next-token distribution after the question within KL 0.014 of a ful
 
 On other questions the gap was larger (KL up to 1.36, the top token flipped), so after assembly the first tokens of
 each piece are recomputed behind the pieces before it (the "link", as EPIC does): 32 tokens took that worst case to
-0.14. The link costs what a prefill of its tokens costs; it is most of a fully cached retrieval ask's time.
+0.14. The link costs what a prefill of its tokens costs, most of a fully cached retrieval ask's time, so it is saved
+too, keyed by the piece and the one before it: the same boundary in a later context (the next ask, or the files
+around an edit that did not change) is restored and shifted like a piece. It then reflects what preceded the
+boundary when it was computed, the same approximation a piece makes about everything before it.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from typing import Callable
 import numpy as np
 
 from .context import SEQ_LINKS, SEQ_MAIN, SEQ_PAGE, LlamaContext
+from .pagestore import PageStore
 
 PIECE_INDEX = 0  # the page-store slot of every piece file (pieces are not a chain)
+LINK_INDEX = 1  # the slot of every saved link
 
 
 def piece_store_identity(identity: str) -> str:
@@ -65,14 +70,25 @@ class Placement:
     def length(self, unit: int) -> int:
         return self.starts[unit + 1] - self.starts[unit]
 
-    def prefill_spans(self, done: list[bool], linked: int, link_tokens: int) -> list[tuple[int, int]]:
+    def link_key(self, unit: int, link_tokens: int) -> str:
+        """Key of the link of piece ``unit`` (>= 2): its first ``link_tokens`` recomputed behind the unit before it."""
+        return hashlib.sha256(f"link|{link_tokens}|{self.keys[unit - 1]}|{self.keys[unit]}".encode()).hexdigest()
+
+    def link_units(self, linked: int, link_tokens: int) -> range:
+        """The units whose link an assembly needs, when units before ``linked`` are in memory, linked already."""
+        return range(max(linked, 2), len(self.keys)) if link_tokens else range(0)
+
+    def prefill_spans(self, done: list[bool], links: list[int], link_tokens: int) -> list[tuple[int, int]]:
         """(tokens, start) of what an assembly prefills: each unit not ``done`` (the head in place, a piece alone
-        behind it), then the links of units ``linked``.. (the head and the first piece have none)."""
+        behind it), then the links of units ``links`` (the head and the first piece have none)."""
         spans = [(self.length(unit), self.starts[1] if unit else 0) for unit, found in enumerate(done) if not found]
-        if link_tokens:
-            spans += [(min(link_tokens, self.length(unit)), self.starts[unit])
-                      for unit in range(max(linked, 2), len(self.keys))]
-        return spans
+        return spans + [(min(link_tokens, self.length(unit)), self.starts[unit]) for unit in links]
+
+
+def missing_links(placement: Placement, store: PageStore, linked: int, link_tokens: int) -> list[int]:
+    """The units whose link an assembly would compute: needed (``Placement.link_units``) and not saved."""
+    return [unit for unit in placement.link_units(linked, link_tokens)
+            if not store.exists(LINK_INDEX, placement.link_key(unit, link_tokens))]
 
 
 def restore_piece(context: LlamaContext, data: bytearray, head_tokens: int, tokens: int, offset: int) -> bool:
@@ -111,37 +127,69 @@ def prefill_alone(context: LlamaContext, piece: list[int], head_tokens: int,
         raise
 
 
-def relink_pieces(context: LlamaContext, links: list[tuple[list[int], int]]) -> int:
+def relink_pieces(context: LlamaContext, links: list[tuple[list[int], int]]) -> list[bytearray]:
     """Recompute the (tokens, offset) spans of the main sequence, now that they can see everything before them
-    (the first tokens of each piece); returns how many tokens were recomputed. llama.cpp only appends to a
+    (the first tokens of each piece); returns each span's new cells, for saving. llama.cpp only appends to a
     sequence, so each span is decoded into a scratch sequence holding a copy of what precedes it, side by side with
     the others in one batch, and handed back. A span sees the others' alone-computed versions, not their
     recomputed ones."""
-    done = 0
-    for group in _batches(links, context.params.n_batch, len(SEQ_LINKS)):
+    cells = []
+    for group in _groups([len(tokens) for tokens, _offset in links], context.params.n_batch):
         seqs = SEQ_LINKS[:len(group)]
         try:
-            for seq, (_tokens, offset) in zip(seqs, group):
-                context.seq_copy(SEQ_MAIN, seq, 0, offset)
-            context.decode_side_by_side([(tokens, offset, seq) for seq, (tokens, offset) in zip(seqs, group)])
-            for seq, (tokens, offset) in zip(seqs, group):
-                context.seq_remove(SEQ_MAIN, offset, offset + len(tokens))
-                context.seq_copy(seq, SEQ_MAIN, offset, offset + len(tokens))
+            for seq, link in zip(seqs, group):
+                context.seq_copy(SEQ_MAIN, seq, 0, links[link][1])
+            context.decode_side_by_side([(*links[link], seq) for seq, link in zip(seqs, group)])
+            for seq, link in zip(seqs, group):
+                tokens, offset = links[link]
+                context.seq_remove(seq, 0, offset)  # the copy of what precedes: the span alone is saved
+                cells.append(context.export_seq(seq))
+                _replace_span(context, seq, offset, offset + len(tokens))
         finally:
             for seq in seqs:
                 context.seq_remove(seq)
-        done += sum(len(tokens) for tokens, _offset in group)
-    return done
+    return cells
 
 
-def _batches(links: list[tuple[list[int], int]], max_tokens: int,
-             max_parts: int) -> list[list[tuple[list[int], int]]]:
-    groups: list[list[tuple[list[int], int]]] = [[]]
-    for link in links:
-        if groups[-1] and (len(groups[-1]) == max_parts or
-                           sum(len(tokens) for tokens, _ in groups[-1]) + len(link[0]) > max_tokens):
+def restore_links(context: LlamaContext, links: list[tuple[bytearray, int, int]]) -> list[bool]:
+    """Put saved links (data, tokens, offset: ``tokens`` cells at the positions they were computed at) over
+    main-sequence positions [offset, offset + tokens), in place of the alone-computed cells; for each, False if
+    llama.cpp rejects its data. Loaded and handed over in the groups and order of relink_pieces, so that the cells
+    land in the same slots as when they were computed: attention then sums them in the same order, and a context
+    assembled from saved links answers exactly as the one that computed them."""
+    accepted = []
+    for group in _groups([tokens for _data, tokens, _offset in links], context.params.n_batch):
+        seqs = SEQ_LINKS[:len(group)]
+        try:
+            loaded = [context.import_seq(links[link][0], seq) for seq, link in zip(seqs, group)]
+            for seq, link, ok in zip(seqs, group, loaded):
+                _data, tokens, offset = links[link]
+                if ok:
+                    saved_at = context.pos_max(seq) - tokens + 1
+                    context.shift(seq, saved_at, saved_at + tokens, offset - saved_at)
+                    _replace_span(context, seq, offset, offset + tokens)
+            accepted += loaded
+        finally:
+            for seq in seqs:
+                context.seq_remove(seq)
+    return accepted
+
+
+def _replace_span(context: LlamaContext, seq: int, start: int, end: int) -> None:
+    """The main sequence's cells at [start, end) become those of ``seq``."""
+    context.seq_remove(SEQ_MAIN, start, end)
+    context.seq_copy(seq, SEQ_MAIN, start, end)
+
+
+def _groups(sizes: list[int], max_tokens: int) -> list[list[int]]:
+    """Indexes of ``sizes`` in order, grouped for one batch each: at most ``max_tokens`` tokens and one scratch
+    sequence (SEQ_LINKS) per part."""
+    groups: list[list[int]] = [[]]
+    for index, size in enumerate(sizes):
+        if groups[-1] and (len(groups[-1]) == len(SEQ_LINKS) or
+                           sum(sizes[part] for part in groups[-1]) + size > max_tokens):
             groups.append([])
-        groups[-1].append(link)
+        groups[-1].append(index)
     return [group for group in groups if group]
 
 

@@ -26,7 +26,8 @@ from .context import SEQ_MAIN, ContextParams, LlamaContext, LlamaModel
 from .planner import needs_flash_attention, pieces_sound
 from .models import check_adapter, model_fingerprint
 from .pagestore import LoadStatus, PageStore, chain_keys
-from .pieces import PIECE_INDEX, Placement, compute_piece, piece_store_identity, relink_pieces, restore_piece
+from .pieces import (LINK_INDEX, PIECE_INDEX, Placement, compute_piece, missing_links, piece_store_identity,
+                     relink_pieces, restore_links, restore_piece)
 from .probe import checked_extra_buffers
 from .throughput import MIN_SAMPLE_TOKENS, Sample, rate_key, record
 
@@ -52,6 +53,7 @@ class PrefixStats:
     prefill_seconds: float = 0.0
     link_tokens: int = 0  # pieces: tokens at piece starts recomputed behind the pieces before them
     link_seconds: float = 0.0
+    links_restored: int = 0  # pieces: links saved by an earlier assembly with the same piece before
     notices: list[str] = field(default_factory=list)
 
     @property
@@ -136,7 +138,8 @@ class Engine:
             kept = _common_prefix(self._resident, placement.keys) if self.context is not None else 0
             store = self.store(settings, pieces=True)
             done = [unit < kept or store.exists(PIECE_INDEX, key) for unit, key in enumerate(placement.keys)]
-            return placement.prefill_spans(done, kept, settings.piece_link_tokens)
+            links = missing_links(placement, store, kept, settings.piece_link_tokens)
+            return placement.prefill_spans(done, links, settings.piece_link_tokens)
         tokens = _joined(head, pieces)
         done = self.reusable_tokens(split_pages(tokens, settings.page_tokens), self.store(settings))
         return [(len(tokens) - done, done)] if len(tokens) > done else []
@@ -207,20 +210,47 @@ class Engine:
                     on_progress("pieces", unit + 1, len(units))
             if saving:
                 self._collect(pending, stats)
-        self._link(units, placement, unlinked, link_tokens, stats)
-        store.touch([(PIECE_INDEX, key) for key in placement.keys])
+        links = self._link(units, placement, store, unlinked, link_tokens, stats)
+        store.touch([(PIECE_INDEX, key) for key in placement.keys] + [(LINK_INDEX, key) for key in links])
         return stats
 
-    def _link(self, units: list[list[int]], placement: Placement, first: int, tokens: int,
-              stats: PrefixStats) -> None:
-        """The boundary fix: the first ``tokens`` of units first.., computed alone, are recomputed behind the
-        pieces before them (on the demo, 32 tokens took the next-token KL against a full prefill from 1.36 to
-        0.14); then every unit is resident."""
+    def _link(self, units: list[list[int]], placement: Placement, store: PageStore, first: int, tokens: int,
+              stats: PrefixStats) -> list[str]:
+        """The boundary fix: the first ``tokens`` of units first.., computed alone, are replaced by their saved link
+        with the unit before, or recomputed behind the pieces before them and saved (on the demo, 32 tokens took
+        the next-token KL against a full prefill from 1.36 to 0.14); then every unit is resident. Returns the
+        links' keys."""
         began = time.monotonic()
-        links = [(units[unit][:tokens], placement.starts[unit]) for unit in range(first, len(units))]
-        stats.link_tokens += relink_pieces(self._require_context(), links)
+        context = self._require_context()
+        keys = {unit: placement.link_key(unit, tokens) for unit in placement.link_units(first, tokens)}
+        missing = self._restore_links(store, placement, keys, tokens, stats)
+        cells = relink_pieces(context, [(units[unit][:tokens], placement.starts[unit]) for unit in missing])
+        protect = set(placement.keys) | set(keys.values())
+        for unit, data in zip(missing, cells):
+            store.save(LINK_INDEX, keys[unit], min(tokens, placement.length(unit)), data, protect)
+        stats.links_restored += len(keys) - len(missing)
+        stats.link_tokens += sum(min(tokens, placement.length(unit)) for unit in missing)
         stats.link_seconds += time.monotonic() - began
         self._resident = list(placement.keys)
+        return list(keys.values())
+
+    def _restore_links(self, store: PageStore, placement: Placement, keys: dict[int, str], tokens: int,
+                       stats: PrefixStats) -> list[int]:
+        """Put the saved links of ``keys`` (unit: link key) in place; returns the units whose link is missing,
+        damaged or rejected, to recompute."""
+        loaded = {unit: store.load(LINK_INDEX, key) for unit, key in keys.items()}
+        for result in loaded.values():
+            if result.status is LoadStatus.CORRUPT:
+                _notice(stats, f"a saved KV link was damaged ({result.reason}); recomputing it")
+        found = [unit for unit, result in loaded.items() if result.data is not None]
+        accepted = restore_links(self._require_context(), [(loaded[unit].data, min(tokens, placement.length(unit)),
+                                                             placement.starts[unit]) for unit in found])
+        for unit, ok in zip(found, accepted):
+            if not ok:
+                store.path(LINK_INDEX, keys[unit]).unlink(missing_ok=True)
+                _notice(stats, "a saved KV link was rejected by llama.cpp; recomputing it")
+        restored = {unit for unit, ok in zip(found, accepted) if ok}
+        return [unit for unit in keys if unit not in restored]
 
     def _restore_unit(self, store: PageStore, placement: Placement, unit: int, stats: PrefixStats) -> bool:
         """Restore a saved unit into place; False (to compute it) when it is missing, damaged or rejected."""
