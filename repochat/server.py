@@ -37,6 +37,7 @@ from pydantic import Field, ValidationError
 
 from .config import Settings
 from .errors import RepochatError
+from .index.indexer import update_index
 from .kv_refresh import EngineTurns, KvRefresher
 from .repo_tools import RepoTools
 from .watch import IndexGate, IndexWatcher
@@ -278,7 +279,7 @@ def serve_stdio(root: Path, settings: Settings, live: bool = True) -> None:
     refresher = KvRefresher(root, settings, lambda: tools.loaded_engine(), queue.turns) if live else None
     watcher = IndexWatcher(root, settings, gate, on_update=refresher.request if refresher else None) if live else None
     if watcher is None:
-        gate.open()
+        _update_once_then_open(root, settings, gate)
     tools = RepoTools(root, settings, gate, watcher, refresher)
     server = build_server(tools, gate, queue)
     if watcher is not None and refresher is not None:
@@ -294,6 +295,29 @@ def serve_stdio(root: Path, settings: Settings, live: bool = True) -> None:
             watcher.stop(timeout=5)
         if not close_engine_when_stopped(queue.turns, tools.close, ENGINE_STOP_WAIT_S):
             log.warning("a decode did not stop within %.0fs; exiting without freeing the model", ENGINE_STOP_WAIT_S)
+
+
+def _update_once_then_open(root: Path, settings: Settings, gate: IndexGate) -> None:
+    """Without a watcher (--no-watch) the index is still brought up to date once, in the background as a watcher's
+    first update is; queries wait for it (the gate opens after it, whether it worked or not). A read-only index is
+    only read."""
+    if settings.index_read_only:
+        gate.open()
+        return
+
+    def update() -> None:
+        try:
+            with gate.write():
+                summary = update_index(root, settings, on_wait=log.info)
+            log.info("index updated: %d parsed, %d removed in %.2fs", summary.parsed, summary.deleted, summary.seconds)
+        except RepochatError as exc:
+            log.error("index update failed: %s", exc)
+        except Exception:  # noqa: BLE001 - the index as it was still serves; the log has the details
+            log.exception("index update failed")
+        finally:
+            gate.open()
+
+    threading.Thread(target=update, name="repochat-index-once", daemon=True).start()
 
 
 def close_engine_when_stopped(turns: EngineTurns, close: Callable[[], None], timeout: float) -> bool:

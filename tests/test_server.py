@@ -322,6 +322,19 @@ def test_the_server_exits_cleanly_when_stdin_closes(tmp_path: Path) -> None:
     assert process.stdout.read() == b""
 
 
+def test_no_watch_updates_the_index_once_at_start(tmp_path: Path) -> None:
+    process = _raw_server(_make_repo(tmp_path), tmp_path)  # no index yet: serve --no-watch must build it
+    call = {"name": "find_symbol", "arguments": {"name": "run_once"}}
+    _send(process, INITIALIZE, {"jsonrpc": "2.0", "method": "notifications/initialized"},
+          {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call})
+    replies = {reply.get("id"): reply for reply in _replies_until(process, 2, timeout=120)}
+    process.stdin.close()  # type: ignore[union-attr]
+    assert process.wait(timeout=30) == 0
+    result = replies[2]["result"]
+    assert not result.get("isError"), result
+    assert [d["path"] for d in json.loads(result["content"][0]["text"])["definitions"]] == ["taskq/worker.py"]
+
+
 def _send(process: subprocess.Popen[bytes], *messages: dict[str, Any]) -> None:
     assert process.stdin is not None
     process.stdin.write(b"".join(json.dumps(message).encode() + b"\n" for message in messages))
