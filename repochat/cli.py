@@ -88,7 +88,8 @@ def _print_index_summary(summary: Any) -> None:
 @cli.command()
 @click.argument("query")
 @click.option("-k", "k", default=10, show_default=True, help="Number of results.")
-@click.option("--mode", type=click.Choice(["hybrid", "fts", "vector"]), default="hybrid", show_default=True)
+@click.option("--mode", type=click.Choice(["hybrid", "fts", "vector"]), default="hybrid", show_default=True,
+              help="hybrid: full-text and vector rankings merged; fts: full-text only; vector: embeddings only.")
 @click.option("--path", "path_glob", help="Only paths matching this glob (e.g. 'src/**/*.py').")
 @click.option("--lang", "language", help="Only this language (e.g. python).")
 @click.option("--files", "by_file", is_flag=True, help="Rank files, not chunks (which files is this about?).")
@@ -314,7 +315,7 @@ def _print_remote_coverage(coverage: dict[str, Any]) -> None:
 
 
 @cli.command()
-@model_options
+@click.option("--model", help="Also list this GGUF file (a path); a name lists nothing more.")
 @repo_option
 @json_option
 @handle_errors()

@@ -94,7 +94,7 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--ctx", type=int, help="Context length (up to what the model allows)."),
         click.option("--kv-type", type=click.Choice(["f16", "q8_0", "q4_0"]), help="KV cache type."),
         click.option("--gpu-layers", type=int, help="Layers to offload to a GPU (needs a GPU build of llama.cpp)."),
-        click.option("--threads", type=int, help="CPU threads (default: all cores)."),
+        click.option("--threads", type=int, help="CPU threads (default: one per core that is idle now, by the load average)."),
     ]
     for option in reversed(options):
         command = option(command)

@@ -10,11 +10,11 @@ import json
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 
-from .cli_common import (emit_json, engine_option, handle_errors, json_option, out, repo_option,
+from .cli_common import (emit_json, engine_option, handle_errors, json_option, model_options, out, repo_option,
                          settings_for)
 from .review_diff import STAGED, WORKTREE, commit_from_patch
 from .review_format import (EXIT_NOT_RUN, FAIL_LEVELS, ReviewReport, check_fail_on, exit_code, text_lines,
@@ -41,17 +41,18 @@ def _version() -> str:
 @click.option("--effort", type=click.Choice(["low", "auto", "high"]), default="auto", show_default=True,
               help="low: the change and its neighbours only; auto: after the whole repository (its cached KV pages) "
                    "when few tokens need prefilling (review_whole_max_prefill); high: whole repository when it fits.")
+@model_options
 @engine_option
 @repo_option
 @json_option
 @handle_errors(exit_code=EXIT_NOT_RUN)
 def review(target: str, revision_range: str | None, patch: TextIO | None, sarif: bool, fail_on: str | None,
-           strict: bool, effort: str, repo: Path | None, as_json: bool, engine: str | None) -> None:
+           strict: bool, effort: str, repo: Path | None, as_json: bool, **options: Any) -> None:
     """Review a change with the repository as context: findings with severity, path:line and a suggestion."""
     from .progress import progress_reporter
     from .review import review as run_review
 
-    root, settings = settings_for(repo, fail_on=fail_on, engine=engine)
+    root, settings = settings_for(repo, fail_on=fail_on, **options)
     threshold = check_fail_on(settings.fail_on)
     if patch is not None:
         revision_range = commit_from_patch(root, patch.read())

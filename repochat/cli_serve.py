@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli_common import engine_option, handle_errors, index_options, json_option, repo_option, settings_for
+from .cli_common import (engine_option, handle_errors, index_options, json_option, model_options, repo_option,
+                         settings_for)
 
 if TYPE_CHECKING:
     from .index.indexer import IndexSummary
@@ -23,15 +24,17 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.option("--stdio", "transport", flag_value="stdio", default=True,
-              help="Speak MCP (JSON-RPC) on stdin/stdout; the only transport, and the default.")
+@click.option("--stdio", is_flag=True, expose_value=False,
+              help="MCP (JSON-RPC) on stdin/stdout: the only transport, so the flag changes nothing; editor "
+                   "configurations may name it.")
 @click.option("--no-watch", is_flag=True, help="Do not follow file changes (the index is updated once at start).")
 @click.option("--no-embed", is_flag=True, help="Skip vectors (full-text search only).")
 @index_options
+@model_options
 @engine_option
 @repo_option
 @handle_errors()
-def serve(transport: str, no_watch: bool, no_embed: bool, repo: Path | None, **options: str | bool | None) -> None:
+def serve(no_watch: bool, no_embed: bool, repo: Path | None, **options: str | bool | None) -> None:
     """Serve the repository to an editor or coding agent over MCP (stdio).
 
     Tools: search_code, ask, review_diff, find_symbol, find_references, repo_map, index_status; files are

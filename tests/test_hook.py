@@ -137,6 +137,8 @@ def test_review_command_outputs_and_exit_codes_without_a_model_run(make_repo: Ca
     data = json.loads(done.stdout)
     assert data["ran"] is False and data["notice"].startswith("model unavailable")
     assert data["notes"][0].startswith("no index yet: built one")
+    chosen = runner.invoke(cli, ["review", "-C", str(root), "--json", "--model", "other-model.gguf"])
+    assert "other-model.gguf" in json.loads(chosen.stdout)["notice"]  # --model reaches the review's settings
     assert runner.invoke(cli, ["review", "-C", str(root), "--strict"]).exit_code == 2
     sarif = json.loads(runner.invoke(cli, ["review", "-C", str(root), "--sarif"]).stdout)
     assert sarif["runs"][0]["invocations"][0]["executionSuccessful"] is False
