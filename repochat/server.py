@@ -27,7 +27,6 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.server.stdio import stdio_server
-from mcp.shared._context_streams import create_context_streams
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from anyio.streams.memory import MemoryObjectSendStream
@@ -125,9 +124,9 @@ class RepochatMCP(MCPServer[Any]):
 
     async def call_tool(self, name: str, arguments: dict[str, Any],
                         context: Context[Any, Any] | None = None) -> CallToolResult | Any:
-        if self._tool_manager.get_tool(name) is None:
-            raise MCPError(code=INVALID_PARAMS, message=f"unknown tool {name!r}",
-                           data={"tools": [tool.name for tool in self._tool_manager.list_tools()]})
+        names = [tool.name for tool in await self.list_tools()]
+        if name not in names:
+            raise MCPError(code=INVALID_PARAMS, message=f"unknown tool {name!r}", data={"tools": names})
         return await super().call_tool(name, arguments, context)
 
 
@@ -341,13 +340,17 @@ def close_engine_when_stopped(turns: EngineTurns, close: Callable[[], None], tim
 
 async def _run_stdio(server: RepochatMCP) -> None:
     """The SDK's stdio transport, plus error replies where the SDK gives none: to lines that are not JSON-RPC (it
-    only logs those) and to requests whose id is not allowed (it takes them for notifications)."""
+    only logs those) and to requests whose id is not allowed (it takes them for notifications).
+
+    MCPServer runs its low-level server only on streams it opens itself (run_stdio_async), so the screened stream
+    is handed to ``_lowlevel_server``, the SDK's one internal used here: pyproject pins mcp to the 2.x line, and
+    test_server checks that this attribute is still the low-level Server."""
     lowlevel = server._lowlevel_server
     refuse, refusals = anyio.create_memory_object_stream[JSONRPCError](64)
     with _protocol_stdin() as raw_stdin:
         lines = anyio.wrap_file(io.TextIOWrapper(raw_stdin, encoding="utf-8", errors="replace"))
         async with stdio_server(stdin=_valid_ids(lines, refuse)) as (read_stream, write_stream):  # type: ignore[arg-type]
-            forward, screened = create_context_streams[SessionMessage | Exception](0)
+            forward, screened = anyio.create_memory_object_stream[SessionMessage | Exception](0)
 
             async def reply(error: JSONRPCError) -> None:
                 try:

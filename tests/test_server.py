@@ -456,6 +456,21 @@ def test_review_diff_reviews_a_pasted_patch_without_touching_the_repository(serv
     assert git(server.root, "status", "--porcelain") == status and worker.read_text(encoding="utf-8") == original
 
 
+def test_the_sdk_internal_serve_relies_on_is_still_there(tmp_path: Path) -> None:
+    """serve hands its screened stdin to MCPServer's _lowlevel_server (no public way in mcp 2.x): an SDK release that
+    moves it must fail here, with its name, rather than as a server that never answers."""
+    from mcp.server.lowlevel import Server as LowLevelServer
+
+    from repochat.repo_tools import RepoTools
+    from repochat.server import RepochatMCP
+    from repochat.watch import IndexGate
+
+    server = RepochatMCP(RepoTools(tmp_path, Settings(), IndexGate()))
+    lowlevel = getattr(server, "_lowlevel_server", None)
+    assert isinstance(lowlevel, LowLevelServer), f"mcp moved MCPServer._lowlevel_server: {lowlevel!r}"
+    assert callable(lowlevel.run) and lowlevel.create_initialization_options().server_name == "repochat"
+
+
 def test_the_engine_is_closed_only_after_the_running_decode_gives_up_its_turn() -> None:
     """Shutdown frees the engine in a turn of its own: never while a request (or a refresh) still decodes."""
     from repochat.kv_refresh import EngineTurns
