@@ -122,6 +122,31 @@ def test_two_readers_elsewhere_read_the_bucket_at_once_and_write_nothing(make_re
     assert not (laptop / ".repochat").exists()
 
 
+def test_serve_answers_from_the_bucket_read_only(make_repo, bucket: str, endpoint: str, tmp_path: Path) -> None:
+    """`repochat serve` on a laptop: its search tool reads the bucket, and nothing is written there."""
+    from anyio.from_thread import start_blocking_portal
+    from mcp import ClientSession, StdioServerParameters, stdio_client
+
+    root = make_repo(REPO)
+    local, _ = index_both(root, bucket)
+    laptop = tmp_path / "laptop"
+    git(tmp_path, "clone", "-q", str(root), str(laptop))
+    write_files(laptop, {"pkg/late.py": "def total_area_late():\n    return 0\n"})  # a local edit: not served
+    before = object_keys(endpoint, bucket)
+    params = StdioServerParameters(command=sys.executable, env=child_environ(endpoint, REPOCHAT_EMBEDDINGS="0"),
+                                   args=["-m", "repochat", "serve", "--read-only", "--index-uri",
+                                         f"s3://{bucket}/team/repo", "-C", str(laptop)])
+    with open(tmp_path / "serve.log", "w", encoding="utf-8") as log, start_blocking_portal() as portal:
+        with portal.wrap_async_context_manager(stdio_client(params, errlog=log)) as (read, write):
+            with portal.wrap_async_context_manager(ClientSession(read, write)) as session:
+                portal.call(session.initialize)
+                result = portal.call(lambda: session.call_tool("search_code", {"query": "total area", "mode": "fts"}))
+    assert not result.is_error, result.content
+    found = json.loads(result.content[0].text)["results"]
+    assert [(hit["path"], hit["start_line"], hit["end_line"]) for hit in found] == top10(local, "total area")
+    assert object_keys(endpoint, bucket) == before
+
+
 # --- updates and snapshots -----------------------------------------------------------------------------------------
 def test_an_incremental_update_in_the_bucket_parses_only_the_change(make_repo, bucket: str) -> None:
     root = make_repo(REPO)
