@@ -9,20 +9,17 @@ modification time.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
+
+from .repo.git import git_text
 
 _MAX_COMMITS = 10_000  # files untouched for this long count as the most stable of all
 _COMMIT_MARK = "\x01"
 
 
 def _git(root: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", "-C", str(root), "-c", "core.quotepath=off", *args],
-                              capture_output=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return done.stdout.decode("utf-8", errors="surrogateescape")
+    # quotepath off: the log's --name-only lists paths one a line, and non-ASCII names must come out as themselves
+    return git_text(root, "-c", "core.quotepath=off", *args)
 
 
 def last_change_times(root: Path, rev: str = "HEAD") -> dict[str, int] | None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import difflib
 import os
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ReviewError
 from .repo.filters import content_skip_reason, indexable_text, path_skip_reason
+from .repo.git import GitError, run_git
 from .repo.secret_rules import withhold_secret_lines
 from .repo.walk import is_git_repository
 
@@ -62,14 +62,11 @@ class Change:
 
 
 def git_output(root: Path, *args: str, data: bytes | None = None, env: dict[str, str] | None = None) -> bytes:
+    """run_git, its failure a ReviewError: a review cannot go on without git's answer."""
     try:
-        done = subprocess.run(["git", "-C", str(root), *args], input=data, capture_output=True, check=True, env=env)
-    except FileNotFoundError as exc:
-        raise ReviewError("git is not installed") from exc
-    except subprocess.CalledProcessError as exc:
-        message = exc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise ReviewError(f"git {args[0]} failed: {message[-1] if message else exc.returncode}") from exc
-    return done.stdout
+        return run_git(root, *args, data=data, env=env)
+    except GitError as exc:
+        raise ReviewError(str(exc)) from exc
 
 
 def commit_from_patch(root: Path, patch: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from ..config import Settings
 from ..errors import RepositoryError
 from ..records import SourceFile
 from .filters import indexable_text, path_skip_reason
+from .git import GitError, git_text, run_git
 from .ignorefile import IgnoreFile, read_ignore_file
 from .safe_read import NotRegularFile, read_regular
 
@@ -55,7 +55,7 @@ def find_root(path: Path) -> Path:
     """The top of the git work tree containing path, or path itself when it is not in one. A work tree git refuses
     (another user's) is still found: the walk then reads it as a plain directory and says why."""
     path = check_root(path)
-    top = _git(path, "rev-parse", "--show-toplevel")
+    top = git_text(path, "rev-parse", "--show-toplevel")
     if top:
         return Path(top.strip()).resolve()
     refused = git_refusal(path)
@@ -65,7 +65,7 @@ def find_root(path: Path) -> Path:
 def is_git_repository(root: Path) -> bool:
     """Whether git works in root. A repository git refuses to work in (dubious ownership) raises RepositoryError
     with the command that fixes it: "not a git repository" would send the user looking in the wrong place."""
-    if _git(root, "rev-parse", "--is-inside-work-tree") is not None:
+    if git_text(root, "rev-parse", "--is-inside-work-tree") is not None:
         return True
     refused = git_refusal(root)
     if refused:
@@ -76,11 +76,13 @@ def is_git_repository(root: Path) -> bool:
 def git_refusal(root: Path) -> str | None:
     """The work tree git refuses to work in because another user owns it (safe.directory), else None."""
     try:
-        done = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"], capture_output=True)
-    except OSError:
+        run_git(root, "rev-parse", "--show-toplevel")
+    except GitError as exc:
+        found = _DUBIOUS.search(exc.stderr)
+        return found.group(1) if found else None
+    except OSError:  # a git that cannot run refuses nothing
         return None
-    found = _DUBIOUS.search(done.stderr.decode("utf-8", errors="replace")) if done.returncode else None
-    return found.group(1) if found else None
+    return None
 
 
 def _refusal_message(top: str) -> str:
@@ -137,11 +139,11 @@ def ignored_folder(root: Path, name: str) -> bool:
     ignore = read_ignore_file(root / IGNORE_FILE)
     if ignore and ignore.match_file(folder):
         return True
-    if _git(root, "rev-parse", "--is-inside-work-tree") is None:  # no git, or git refuses: the plain walk's rules
+    if git_text(root, "rev-parse", "--is-inside-work-tree") is None:  # no git, or git refuses: the plain walk's rules
         spec = read_ignore_file(root / ".gitignore")
         return bool(spec and spec.match_file(folder))
-    ignored = _git(root, "check-ignore", "-q", "--", folder) is not None  # exit status 0: ignored
-    return ignored and not _git(root, "ls-files", "--", folder)
+    ignored = git_text(root, "check-ignore", "-q", "--", folder) is not None  # exit status 0: ignored
+    return ignored and not git_text(root, "ls-files", "--", folder)
 
 
 def read_text(root: Path, rel: str) -> str | None:
@@ -191,19 +193,11 @@ def _inside(root: Path, path: Path) -> bool:
         return False
 
 
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return done.stdout.decode("utf-8", errors="surrogateescape")
-
-
 def _git_candidates(root: Path) -> list[str] | None:
     """Tracked plus untracked-but-not-ignored files, as git sees them; None outside a git work tree."""
-    if _git(root, "rev-parse", "--show-toplevel") is None:
+    if git_text(root, "rev-parse", "--show-toplevel") is None:
         return None
-    listing = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    listing = git_text(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
     if listing is None:
         return None
     return [p for p in listing.split("\0") if p and not p.startswith(".repochat/")]
