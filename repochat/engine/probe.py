@@ -14,16 +14,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..atomic import write_atomic
 from ..config import Settings
 from ..errors import EngineCrash
 from .cpu import cpu_flags, describe_cpu_path, use_extra_buffers
@@ -168,9 +167,7 @@ def _save_records(settings: Settings, records: dict[str, str]) -> None:
     path = _records_path(settings)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=PROBE_FILE, delete=False) as handle:
-            json.dump(records, handle, indent=1)
-        os.replace(handle.name, path)
+        write_atomic(path, json.dumps(records, indent=1).encode("utf-8"), prefix=PROBE_FILE)
     except OSError:
         pass
 

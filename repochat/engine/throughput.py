@@ -16,12 +16,11 @@ The store is a cache: a missing, corrupt or unwritable file only means no estima
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..atomic import write_atomic
 from ..config import Settings
 from .cpu import use_extra_buffers
 from .planner import needs_flash_attention
@@ -143,15 +142,9 @@ def _save(settings: Settings, entries: dict[str, dict[str, Any]]) -> None:
     text = json.dumps({"version": 1, "rates": entries}, indent=1)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=STORE_FILE, suffix=".tmp")
+        write_atomic(path, text.encode("utf-8"), prefix=STORE_FILE, suffix=".tmp")
     except OSError:
-        return
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except OSError:
-        Path(temporary).unlink(missing_ok=True)
+        pass
 
 
 # --- the cost model ------------------------------------------------------------------------------------------------
