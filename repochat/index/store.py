@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 os.environ.setdefault("LANCEDB_LOG", "error")  # lance's Rust warnings (deprecations, "creating dataset") are noise
-import lancedb  # noqa: E402,F401  (imported here, after LANCEDB_LOG is set)
-import pyarrow as pa
-from lancedb.index import FTS
+import pyarrow as pa  # noqa: E402
+from lancedb.index import FTS  # noqa: E402  (imports lancedb, after LANCEDB_LOG is set)
 
 from ..errors import IndexError_, IndexMissing
 from ..records import Chunk, Symbol
