@@ -189,7 +189,7 @@ def test_context_too_long_is_one_line_from_the_plan_and_from_the_server(server: 
                                                                         tmp_path: Path) -> None:
     root = make_repo({f"m{i}.py": "".join(f"def f{i}_{j}(v):\n    return v * {j}\n\n" for j in range(60))
                       for i in range(6)})
-    question = "Explain every function. " * 200
+    question = "Explain every function. " * 500  # ~2,500 tokens: more than engine_context alone
     with pytest.raises(ContextTooLong, match="the question is too long"):  # the server's count, before sending
         ask(root, question, remote_settings(server, tmp_path, engine_context=1024), effort="high")
     # engine_context claims more than the server has: the server refuses, in its own words, in one line

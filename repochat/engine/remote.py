@@ -222,8 +222,12 @@ class RemoteEngine:
         """Why a stream ended before its first token. llama-cpp-python's server fails a streamed request inside
         the stream, where its error is lost; asked again unstreamed for one token, it says what went wrong (a
         prompt longer than its context, in its own words)."""
+        once = {**{k: v for k, v in body.items() if k != "stream_options"}, "stream": False, "max_tokens": 1}
+        # on a new connection: the server resets the one its broken stream was sent on
+        self.client.close()
+        self.client = httpx.Client(headers=self.client.headers, timeout=self.client.timeout)
         try:
-            self._request("POST", f"{self.api}/chat/completions", json={**{k: v for k, v in body.items() if k != "stream_options"}, "stream": False, "max_tokens": 1})
+            self._request("POST", f"{self.api}/chat/completions", json=once)
         except RemoteError as exc:
             return exc
         return RemoteError(f"the engine server at {self.url} ended the answer before it began (its log says why)")
