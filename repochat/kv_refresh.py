@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .callbacks import Progress
 from .config import Settings
 from .engine.session import Engine, PrefixStats
 from .engine.models import resolve_model
@@ -32,7 +33,6 @@ from .prompt import Prompter
 from .repository import load_repository, plan_whole
 
 log = logging.getLogger("repochat.kv_refresh")
-Progress = Callable[[str, int, int], None]
 _TURN_POLL_S = 0.5  # how often a refresh waiting for the engine checks whether it is being stopped
 RETRIEVAL_PAGES = "retrieval mode: the repository does not fit in the context (prefix pages depend on the question)"
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .callbacks import Progress
 from .config import Settings
 from .engine.context import SEQ_PAGE, LlamaContext
 from .engine.pagestore import PageStore
@@ -34,7 +35,6 @@ from .render import render_block
 from .repository import Repository, estimated_tokens, plan_whole
 from .retrieve.repomap import rank_definitions
 
-Progress = Callable[[str, int, int], None]
 Check = Callable[[], None]
 STAGE = "warm"  # the on_progress stage of the pieces computed here (progress.LABELS)
 

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Callable
 
+from .callbacks import Progress
 from .config import Settings
 from .engine.lazy import LazyEngine
 from .errors import ConfigError, RepositoryError
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from .engine.session import Engine
     from .kv_refresh import KvRefresher
 
-Progress = Callable[[str, int, int], None]
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 

@@ -16,10 +16,10 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pathspec
 
+from .callbacks import Progress
 from .config import Settings
 from .engine.api import is_remote
 from .engine.context import SEQ_MAIN, LlamaContext
@@ -42,7 +42,6 @@ from .review_remote import remote_findings
 from .review_prompt import (ANSWER_PREFIX, BUGGY_WORDS, CORRECT_WORDS, VERDICT, VERDICT_THRESHOLD,
                             findings_grammar, parse_findings, prompt_text)
 
-Progress = Callable[[str, int, int], None]
 PROMPT_TOKENS = 2500  # user-message budget: a short prompt keeps a small model focused and a hook fast
 CHANGE_SHARE = 0.6  # at most this share of the budget goes to the changed regions themselves
 MAX_OUTPUT_TOKENS = 256

@@ -34,6 +34,7 @@ from mcp_types import CallToolResult, ErrorData, JSONRPCError
 from mcp_types.jsonrpc import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
 from pydantic import Field, ValidationError
 
+from .callbacks import Progress
 from .config import Settings
 from .errors import RepochatError
 from .index.indexer import update_index
@@ -157,7 +158,7 @@ def _unexpected(exc: Exception) -> ToolError:
     return ToolError(f"internal error ({type(exc).__name__}{detail}); the server's log (stderr) has the details")
 
 
-def _progress_sender(ctx: Context[Any, Any], token: CancelToken) -> Callable[[str, int, int], None]:
+def _progress_sender(ctx: Context[Any, Any], token: CancelToken) -> Progress:
     """A (stage, done, total) callback for the worker thread: checks for cancellation and notifies the client."""
     step = 0
 

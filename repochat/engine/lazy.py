@@ -6,13 +6,13 @@ Loading is deferred so that a server or watcher starts without importing llama.c
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
+
+from ..callbacks import Progress
 
 if TYPE_CHECKING:
     from ..config import Settings
     from .session import Engine
-
-Progress = Callable[[str, int, int], None]
 
 
 class LazyEngine:

@@ -12,14 +12,13 @@ import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..atomic import replacing
+from ..callbacks import Progress
 from ..config import Settings
 from ..errors import ModelError
 from .gguf import read_gguf
 
-Progress = Callable[[str, int, int], None]
 _COPY_BLOCK = 8 * 1024 * 1024
 DEFAULT_MODEL = "default"
 

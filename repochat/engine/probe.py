@@ -20,15 +20,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..atomic import write_atomic
+from ..callbacks import Progress
 from ..config import Settings
 from ..errors import EngineCrash
 from .cpu import cpu_flags, describe_cpu_path, use_extra_buffers
 from .throughput import RateKey, Sample, record
 
-Progress = Callable[[str, int, int], None]
 PROBE_FILE = "engine-probes.json"
 PROBE_TIMEOUT_S = 600  # loading a large model from a slow disk can take minutes
 OK = "ok"

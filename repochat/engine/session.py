@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ..callbacks import Progress
 from ..config import Settings
 from ..errors import EngineError
 from .context import SEQ_MAIN, ContextParams, LlamaContext, LlamaModel
@@ -32,7 +33,6 @@ from .probe import checked_extra_buffers
 from .throughput import MIN_SAMPLE_TOKENS, Sample, rate_key, record
 
 log = logging.getLogger("repochat.engine")
-Progress = Callable[[str, int, int], None]
 TextSink = Callable[[str], None]
 
 

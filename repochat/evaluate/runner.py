@@ -9,8 +9,9 @@ from typing import Callable, NamedTuple
 
 import platformdirs
 
+from ..callbacks import Progress
 from ..config import Settings, load_settings
-from ..index.indexer import Progress, embed_pending, update_index
+from ..index.indexer import embed_pending, update_index
 from ..index.store import IndexStore
 from ..retrieve.files import rank_files
 from ..retrieve.search import search
