@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .callbacks import Progress
 from .config import Settings
 from .engine.context import LlamaModel
 from .engine.models import resolve_model
@@ -32,7 +33,6 @@ from .repository import Repository, estimated_tokens, load_repository, plan_whol
 from .sources import Trailer, add_sources, candidate_spans
 
 TextSink = Callable[[str], None]
-Progress = Callable[[str, int, int], None]
 log = logging.getLogger("repochat.ask")
 MAX_QUESTION_CHARS = 32_000  # a long pasted issue with its stack trace fits; megabytes of text are a mistake
 

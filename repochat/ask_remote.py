@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .callbacks import Progress
 from .config import Settings
 from .engine.remote import TEMPLATE_TOKENS, Completion, ContextTooLong, RemoteEngine
 from .errors import EngineError
@@ -29,7 +30,6 @@ from .sources import candidate_spans, header
 from .tokens import count_tokens_batch, estimate_tokens
 
 TextSink = Callable[[str], None]
-Progress = Callable[[str, int, int], None]
 log = logging.getLogger("repochat.ask_remote")
 # Retrieval mode's context when retrieval_tokens is 0: a server is usually a GPU, where 8K tokens of excerpts
 # prefill in well under a second (the local default is sized for 2 CPU cores).

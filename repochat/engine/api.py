@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
+from ..callbacks import Progress
 from ..config import Settings
 
 if TYPE_CHECKING:
     from .remote import Completion
 
-Progress = Callable[[str, int, int], None]
 TextSink = Callable[[str], None]
 
 

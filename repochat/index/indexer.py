@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .. import tokens
+from ..callbacks import Progress
 from ..config import Settings
 from ..errors import IndexError_
 from ..records import Chunk, SourceFile, Symbol
@@ -35,7 +36,6 @@ from .upkeep import damage, maintain
 
 log = logging.getLogger("repochat.index")
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
 WRITE_BATCH_FILES = 1000  # files per write: bounds memory, and an interrupted run keeps what was written
 EMBED_BATCH = 32
 PUBLISH_EVERY_BATCHES = 50
