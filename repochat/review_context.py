@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 
 from .index.definitions import Definition, extract_definitions
 from .index.languages import language_for, ts_parser
+from .index.pieces import split_lines
 from .index.parse import parse_file
 from .index.store import IndexStore, sql_quote
 from .repo.secret_rules import withhold_secret_lines
 from .retrieve.repomap import rank_definitions, render_map
 from .retrieve.symbols import find_symbols
-from .review_diff import FileChange, split_lines
+from .review_diff import FileChange
 from .tokens import count_tokens
 
 CONTEXT_LINES = 3  # unchanged lines shown around each hunk

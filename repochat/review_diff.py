@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ReviewError
+from .index.pieces import split_lines
 from .repo.filters import content_skip_reason, indexable_text, path_skip_reason
 from .repo.git import GitError, run_git
 from .repo.secret_rules import withhold_secret_lines
@@ -229,14 +230,6 @@ def _as_text(data: bytes) -> str | None:
     except UnicodeDecodeError:
         text = data.decode("latin-1")
     return text.replace("\r\n", "\n")
-
-
-def split_lines(text: str) -> list[str]:
-    """Lines as git counts them: only "\n" ends a line."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
 
 
 def _read_worktree(root: Path, rel: str) -> bytes | None:

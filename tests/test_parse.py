@@ -11,6 +11,7 @@ import pytest
 
 from repochat.index import parse as parse_module
 from repochat.index.parse import ParsedFile, parse_file
+from repochat.index.pieces import split_lines
 from repochat.records import Chunk
 from repochat.tokens import count_tokens
 
@@ -359,3 +360,12 @@ def test_minified_code_does_not_blow_up() -> None:
     long_text = "x" * 500_000 + "\nshort\n"
     windows = parse_file("data.log", long_text)
     assert_covers(windows.chunks, long_text)
+
+
+def test_lines_are_counted_as_git_and_tree_sitter_count_them() -> None:
+    # only "\n" ends a line: a lone "\r" or a CRLF's "\r" stays inside it, as in git's hunks and tree-sitter's rows
+    assert split_lines("a\r\nb\rc\n") == ["a\r", "b\rc"]
+    # a final newline ends the last line and starts no new one; an empty line before it is still a line
+    assert split_lines("x\n\n") == ["x", ""]
+    assert split_lines("x") == ["x"]
+    assert split_lines("") == []

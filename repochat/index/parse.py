@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from repochat.index.chunking import CodeChunker
 from repochat.index.definitions import extract_definitions
 from repochat.index.languages import LanguageSpec, is_prose, language_for, text_kind, ts_parser
-from repochat.index.pieces import Lines, Piece
+from repochat.index.pieces import Lines, Piece, split_lines
 from repochat.index.symbols import extract_symbols
 from repochat.index.textchunks import markdown_pieces, prose_pieces, window_pieces
 from repochat.records import Chunk, Symbol
@@ -24,14 +24,6 @@ class ParsedFile:
     language: str  # a tree-sitter language name, "markdown" or "text"
     chunks: list[Chunk]  # in file order; every non-blank line is in exactly one
     symbols: list[Symbol]  # definitions and references, in file order
-
-
-def _split_lines(text: str) -> list[str]:
-    """Lines the way tree-sitter counts rows: only "\\n" ends a line (CRLF was normalised before)."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
 
 
 def _code_pieces(spec: LanguageSpec, path: str, text: str, lines: Lines) -> tuple[list[Piece], list[Symbol]]:
@@ -61,7 +53,7 @@ def parse_file(path: str, text: str, max_chunk_tokens: int = 400) -> ParsedFile:
     """Chunks and symbols of one file; ``path`` (repository-relative) picks the language and goes into records."""
     text = text.replace("\r\n", "\n")
     spec = language_for(path, text)
-    lines = Lines(_split_lines(text), max_chunk_tokens)
+    lines = Lines(split_lines(text), max_chunk_tokens)
     if not text.strip():
         return ParsedFile(spec.name if spec else text_kind(path), [], [])
     if spec is not None:

@@ -30,6 +30,16 @@ class Piece:
     doc: str = ""
 
 
+def split_lines(text: str) -> list[str]:
+    """The lines of a text as git and tree-sitter count them: only "\\n" ends a line (a "\\r" stays in its line), and
+    a final newline starts no extra empty line. The index and the review both count rows this way, so that a row
+    of a parse tree, of a chunk and of a diff hunk name the same line."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 class Lines:
     """The lines of a file (without line endings) with O(1) size estimates of any row range."""
 
