@@ -19,6 +19,9 @@ from .prompt import Prompt
 from .repo.walk import read_text
 
 MAX_REFERENCES = 5
+# Names an answer writes as code. Not retrieve/context.py's question names on purpose: a question names code dotted
+# (``Queue.requeue``, kept whole for the definition lookup), an answer writes it in backticks or as a call (``run()``),
+# and each side's rule finds names the other would miss or mistake for prose.
 _BACKTICKED = re.compile(r"`([^`\n]{2,80})`")
 # snake_case, CONSTANT_CASE, CamelCase (two humps at least) or a name written as a call
 _CODE_LIKE = re.compile(r"\b([A-Za-z_]\w*_\w+|[A-Z][a-z0-9]+[A-Z]\w*|[a-z]+[A-Z]\w*|[A-Za-z_]\w{2,}(?=\())")
