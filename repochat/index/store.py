@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ os.environ.setdefault("LANCEDB_LOG", "error")  # lance's Rust warnings (deprecat
 import pyarrow as pa  # noqa: E402
 from lancedb.index import FTS  # noqa: E402  (imports lancedb, after LANCEDB_LOG is set)
 
+from ..atomic import write_atomic
 from ..errors import IndexError_, IndexMissing
 from ..records import Chunk, Symbol
 from .lance_errors import LANCE_ERRORS, Guarded, IndexDamaged, detail, writing
@@ -186,10 +186,7 @@ class IndexStore:
             (self.path / "meta.json").write_text(json.dumps(self.meta))
             return
         try:
-            fd, tmp = tempfile.mkstemp(prefix="meta.", suffix=".json.tmp", dir=self.path)
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                file.write(json.dumps(self.meta))
-            os.replace(tmp, self.path / "meta.json")
+            write_atomic(self.path / "meta.json", json.dumps(self.meta).encode(), prefix="meta.", suffix=".json.tmp")
         except OSError as exc:
             raise IndexError_(f"cannot write the index at {self.path}: {detail(exc)}") from exc
 
