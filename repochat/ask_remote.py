@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from .callbacks import Progress
 from .config import Settings
+from .engine.api import ChatEngine
 from .engine.remote import TEMPLATE_TOKENS, Completion, ContextTooLong, RemoteEngine
 from .errors import EngineError
 from .layout import Layout, LayoutMemory, arrange
@@ -47,7 +48,7 @@ class RemoteContext:
 
 
 def ask_remote(root: Path, question: str, settings: Settings, effort: str = "auto", on_text: TextSink | None = None,
-               on_progress: Progress | None = None, engine: RemoteEngine | None = None) -> Any:
+               on_progress: Progress | None = None, engine: ChatEngine | None = None) -> Any:
     """Answer ``question`` about the repository at ``root`` on the engine server of ``settings.engine``."""
     from .ask import AskResult
 
@@ -85,7 +86,7 @@ def _question_text(question: str, cite: bool) -> str:
 
 
 def _context(repo: Repository, question: str, question_text: str, settings: Settings, effort: str,
-             engine: RemoteEngine) -> RemoteContext:
+             engine: ChatEngine) -> RemoteContext:
     """The whole repository where it fits in the server's
     context beside the question and the answer, else retrieved excerpts within what is left."""
     limit = engine.context_limit()
@@ -144,7 +145,7 @@ def whole_text(layout: Layout) -> tuple[Prompt, str]:
 
 
 def _retrieval_text(root: Path, question: str, settings: Settings, budget: int,
-                    engine: RemoteEngine) -> tuple[Prompt, str]:
+                    engine: ChatEngine) -> tuple[Prompt, str]:
     """Retrieved excerpts in ranking order while they fit ``budget`` by the server's count (the retrieval module's
     estimate picks them; the server's tokenizer has the last word)."""
     try:
@@ -177,7 +178,7 @@ def _sources(root: Path, context: RemoteContext, completion: Completion, referen
     return trailer
 
 
-def _coverage(repo: Repository, context: RemoteContext, engine: RemoteEngine, completion: Completion,
+def _coverage(repo: Repository, context: RemoteContext, engine: ChatEngine, completion: Completion,
               started: float) -> dict[str, Any]:
     """The coverage line's keys as the local ask reports them, with what the server said it reused (prompt tokens
     by the server's usage where it reports it, else by its tokenizer)."""

@@ -9,14 +9,13 @@ review keep one path per kind (ask.py / ask_remote.py, review.py's _run_model / 
 says which one a command takes: ``settings.engine`` set means the server.
 
 ``ChatEngine`` is what the remote paths need, so another server client (or a local engine behind the same text
-interface) can stand in for RemoteEngine; ``ModelEngine`` is what every command holds, whichever kind it is.
+interface) can stand in for RemoteEngine.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from ..callbacks import Progress
 from ..config import Settings
 
 if TYPE_CHECKING:
@@ -25,20 +24,20 @@ if TYPE_CHECKING:
 TextSink = Callable[[str], None]
 
 
-@runtime_checkable
-class ModelEngine(Protocol):
-    """Whatever answers: it is configured by ``settings`` and is closed when the command is done with it."""
+class ChatEngine(Protocol):
+    """A text-in, text-out engine with its own template and cache (ask_remote.py, review_remote.py use this),
+    configured by ``settings`` and closed when the command is done with it."""
 
     settings: Settings
+    url: str
+
+    @property
+    def server(self) -> str: ...  # its kind, as probed (llama.cpp, vLLM, ...)
+
+    @property
+    def model(self) -> str: ...
 
     def close(self) -> None: ...
-
-
-@runtime_checkable
-class ChatEngine(ModelEngine, Protocol):
-    """A text-in, text-out engine with its own template and cache (ask_remote.py, review_remote.py use this)."""
-
-    url: str
 
     def context_limit(self) -> int: ...
 
@@ -54,16 +53,3 @@ class ChatEngine(ModelEngine, Protocol):
 def is_remote(settings: Settings) -> bool:
     """Whether the commands run on a server (``engine`` set by --engine, REPOCHAT_ENGINE or the config)."""
     return bool(settings.engine)
-
-
-def open_engine(settings: Settings, on_progress: Progress | None = None) -> ModelEngine:
-    """The engine ``settings`` ask for: a client of the server at ``settings.engine``, else the local model loaded
-    (its file assembled on first use)."""
-    if is_remote(settings):
-        from .remote import RemoteEngine
-
-        return RemoteEngine(settings.engine, settings)
-    from .models import resolve_model
-    from .session import Engine
-
-    return Engine(resolve_model(settings, on_progress), settings, on_progress)
