@@ -15,7 +15,7 @@ from repochat.ask import ask
 from repochat.engine.grammar import GrammarSampler
 from repochat.engine.session import Engine
 from repochat.index.store import IndexStore
-from repochat.pick import WORDINGS, Choice, Pick, definition_choices, file_choices, pick_grammar
+from repochat.pick import WORDINGS, Choice, Pick, definition_choices, file_choices, pick_for, pick_grammar
 from repochat.prompt import Prompt, question_language
 from repochat.questions import file_query, question_kind
 from repochat.retrieve.context import MAP_PATH, Excerpt
@@ -90,6 +90,19 @@ def test_files_the_file_ranking_placed_lead_the_file_choices() -> None:
     assert definition_choices(prompt, WORDINGS["en"])[0].text == "`add_tax` in shop/pricing.py"
 
 
+def test_a_which_files_answer_names_the_three_best_ranked_files_as_fixed_text() -> None:
+    prompt = _prompt(*(Excerpt(f"shop/{name}.py", 1, 2, "x", "", "function", rank=0, file_rank=place)
+                       for place, name in enumerate(("cart", "pricing", "shipping", "tax"))))
+    pick = pick_for("Which files would need to change to resolve this issue?", prompt)
+    assert pick is not None and pick.fixed == 3
+    grammar = pick_grammar(pick)
+    # One literal, the ranking's order, then the connector: the model chooses none of the three, and adds no fourth.
+    assert grammar.startswith('root ::= "`shop/cart.py`, `shop/pricing.py`, `shop/shipping.py`" '), grammar
+    assert "tax" not in grammar and "|" not in grammar
+    one = pick_for("In which file is the cart defined?", prompt)
+    assert one is not None and one.fixed == 1 and "pricing" not in pick_grammar(one)
+
+
 @pytest.fixture(scope="module")
 def shop(engine: Engine, tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("shop")
@@ -138,10 +151,10 @@ def test_which_files_answer_leads_with_the_best_ranked_file(engine: Engine, shop
     repo, settings = shop
     result = ask(repo, DISCOUNT_ISSUE, settings, engine=engine, effort="low")
     store = IndexStore.open(settings.index_path(repo))
-    best = rank_files(store, file_query(DISCOUNT_ISSUE), k=1)[0].path
-    assert best == "shop/cart.py" and search(store, DISCOUNT_ISSUE, k=1)[0].path != best  # the rankings differ
+    ranking = [hit.path for hit in rank_files(store, file_query(DISCOUNT_ISSUE), k=3)]
+    assert ranking[0] == "shop/cart.py" and search(store, DISCOUNT_ISSUE, k=1)[0].path != ranking[0]  # they differ
     named = re.findall(r"`([^`]+)`", result.answer.split(". ", 1)[0])
-    assert named and named[0] == best and len(set(named)) == len(named), result.answer  # each file once
+    assert named == ranking, result.answer  # the three best-ranked files, in order, each once
     assert result.citations and all(c["valid"] for c in result.citations), result.answer
 
 
