@@ -56,17 +56,17 @@ class Settings:
     piece_link_tokens: int = 32
     kv_cache_size: int = 20 * 1024**3  # bytes of KV pages kept on disk before LRU eviction
     # `repochat index` (and the watcher's retrieval-mode refresh) then computes the KV pieces asks will use
-    # (repochat.kv_warm): on, off, or auto = on when the repository's KV (tokens x KV bytes per token) fits
+    # (repochat.answer.kv_warm): on, off, or auto = on when the repository's KV (tokens x KV bytes per token) fits
     # kv_cache_size
     index_kv: str = "auto"
     gpu_layers: int = 0
     threads: int = 0  # 0 = one thread per idle core (fitted to the machine's load)
     max_answer_tokens: int = 512
     # end each answer with "Sources:" and 1-3 citations the model picks among the spans in the context (a grammar
-    # allows nothing else), so every answer cites something valid; a few more decode steps (repochat.sources)
+    # allows nothing else), so every answer cites something valid; a few more decode steps (repochat.answer.sources)
     sources: bool = True
     # a question asking which function or which files starts its answer with the model's pick among the candidates
-    # retrieved (a grammar allows nothing else), then goes on freely (repochat.pick)
+    # retrieved (a grammar allows nothing else), then goes on freely (repochat.answer.pick)
     pick: bool = True
     # tokens of retrieved context in retrieval mode; 0 = the size the answer benchmark says the model answers best
     # with, cut to what this machine prefills within interactive_prefill_s (engine/planner.py)

@@ -13,11 +13,11 @@ class RepositoryError(RepochatError):
     """The path is not a readable repository or directory."""
 
 
-class IndexError_(RepochatError):
+class IndexStoreError(RepochatError):
     """The index is missing, corrupt or from an incompatible version."""
 
 
-class IndexMissing(IndexError_):
+class IndexMissing(IndexStoreError):
     """No index has been built for this repository yet."""
 
 

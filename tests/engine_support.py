@@ -134,13 +134,13 @@ class Cold:
 
     repo: Path
     settings: Settings
-    result: Any  # repochat.ask.AskResult
+    result: Any  # repochat.answer.ask.AskResult
     progress: list[tuple[str, int, int]]
 
 
 def cold_ask(engine: Any, base: Path, effort: str = "auto", **changes: Any) -> Cold:
     """Ask TASKQ_QUESTION about a fresh taskq repository under ``base`` with nothing cached (not even in memory)."""
-    from repochat.ask import ask
+    from repochat.answer.ask import ask
 
     repo = make_repo(base / "repo", TASKQ_FILES)
     settings = engine_settings(base / "cache", model=str(engine.model_path), threads=1, **changes)

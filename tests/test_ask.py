@@ -22,13 +22,13 @@ import pytest
 
 from engine_support import (TASKQ_FILES as FILES, TASKQ_QUESTION as QUESTION, Cold, cold_ask, engine_settings,
                             fresh_copy, git, kill_when, saved_kv_files)
-from repochat.ask import AskResult, ask, status_plan
+from repochat.answer.ask import AskResult, ask, status_plan
 from repochat.config import Settings
 from repochat.engine.session import Engine
 from repochat.errors import RepositoryError
-from repochat.history import stability_order
-from repochat.prompt import Prompter, render_file
-from repochat.status import repository_status
+from repochat.repo.history import stability_order
+from repochat.answer.prompt import Prompter, render_file
+from repochat.answer.status import repository_status
 
 pytestmark = pytest.mark.model
 

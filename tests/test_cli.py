@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from repochat.cli import cli
+from repochat.cli.main import cli
 from repochat.index.store import FOLDER
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo"

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from engine_support import git, make_repo
-from repochat.history import changed_paths, stability_order
-from repochat.render import ShownLines, check_citations, parse_citations, render_block
+from repochat.repo.history import changed_paths, stability_order
+from repochat.answer.render import ShownLines, check_citations, parse_citations, render_block
 
 
 def test_order_follows_last_commit_oldest_first(tmp_path: Path) -> None:

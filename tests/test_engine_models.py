@@ -12,7 +12,7 @@ import pytest
 from engine_support import default_model_path, write_gguf_header
 from repochat.config import Settings
 from repochat.engine import models
-from repochat.engine.context import LlamaModel
+from repochat.engine.llama import LlamaModel
 from repochat.engine.gguf import read_gguf
 from repochat.engine.models import REGISTRY, ensure_assembled, list_models, resolve_model
 from repochat.errors import ModelError

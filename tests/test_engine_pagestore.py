@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from engine_support import default_model_path
-from repochat.engine.context import ContextParams, LlamaContext, LlamaModel
+from repochat.engine.llama import ContextParams, LlamaContext, LlamaModel
 from repochat.engine.pagestore import LoadStatus, PageStore, chain_keys
 
 IDENTITY = "model=abc;k=f16"

@@ -1,14 +1,14 @@
-"""The answer benchmark's scoring (repochat/evaluate/answers.py) on hand-written answers: pure text logic, no model."""
+"""The answer benchmark's scoring (tests/devtools/evaluate/answers.py) on hand-written answers: pure text logic, no model."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from repochat.evaluate import load_cases
-from repochat.evaluate.answer_run import (AnswerRow, as_table, line_window, pick_cases, question_for, small_copy,
+from devtools.evaluate import load_cases
+from devtools.evaluate.answer_run import (AnswerRow, as_table, line_window, pick_cases, question_for, small_copy,
                                           summary)
-from repochat.evaluate.answers import (files_named, files_pointed_at, first_code_name, named_as_code, path_words,
+from devtools.evaluate.answers import (files_named, files_pointed_at, first_code_name, named_as_code, path_words,
                                        resolve_path_word, score_localization, score_needle, short_name)
 
 FILES = ["taskq/queue.py", "taskq/worker.py", "taskq/results.py", "taskq/__init__.py", "tests/__init__.py",
@@ -142,7 +142,7 @@ def test_line_window_keeps_the_function_and_counts_the_cut() -> None:
     text = "".join(f"line number {i} of the file\n" for i in range(1, 201))
     window, cut = line_window(text, 100, 104, 60)
     lines = window.splitlines()
-    assert f"line number 100 of the file" in lines and "line number 104 of the file" in lines
+    assert "line number 100 of the file" in lines and "line number 104 of the file" in lines
     assert lines[0] == f"line number {cut + 1} of the file" and 5 <= len(lines) < 200
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from repochat.evaluate import (Case, EvalError, EvalOptions, WindowBM25, as_json, blank_lines, gold_rank,
+from devtools.evaluate import (Case, EvalError, EvalOptions, WindowBM25, as_json, blank_lines, gold_rank,
                                load_cases, run_evaluation, strip_set, summarize)
-from repochat.evaluate.bm25 import WINDOW_LINES, WINDOW_STRIDE, file_windows
-from repochat.evaluate.metrics import distinct_files, percentile
-from repochat.evaluate.sources import unpack_archive
+from devtools.evaluate.bm25 import WINDOW_LINES, WINDOW_STRIDE, file_windows
+from devtools.evaluate.metrics import distinct_files, percentile
+from devtools.evaluate.sources import unpack_archive
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -222,8 +222,8 @@ def test_the_benchmark_script_reports_a_bad_cases_file_in_one_line(tmp_path: Pat
 
 
 def test_figures_group_by_package_cases_file_and_overall() -> None:
-    from repochat.evaluate.report import figures
-    from repochat.evaluate.runner import CaseResult, EvalRun
+    from devtools.evaluate.report import figures
+    from devtools.evaluate.runner import CaseResult, EvalRun
 
     def result(origin: str, package: str, mode: str, rank: int | None) -> CaseResult:
         return CaseResult(id="c", suite="needle-docstring", origin=origin, package=package, mode=mode, rank=rank,

@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from repo_support import GIT_ENV, git, write_files
-from repochat.cli import cli
+from repochat.cli.main import cli
 from repochat.config import Settings
 from repochat.index.indexer import update_index
 from repochat.index.store import IndexStore
-from repochat.hook import MARKER, PREVIOUS_NAME, HookError, hook_state, install, uninstall
+from repochat.review.hook import MARKER, PREVIOUS_NAME, HookError, hook_state, install, uninstall
 
 NO_MODEL = {"REPOCHAT_MODEL": "no-such-model.gguf"}
 PREVIOUS = "#!/bin/sh\necho previous-hook-ran >> \"$(git rev-parse --show-toplevel)/hook.log\"\nexit {code}\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from repochat.config import load_settings
-from repochat.errors import IndexError_, IndexMissing
+from repochat.errors import IndexStoreError, IndexMissing
 from repochat.index.indexer import update_index
 from repochat.index.store import FOLDER, IndexStore
 
@@ -131,7 +131,7 @@ def test_corrupt_index_is_reported_then_rebuilt(make_repo) -> None:
     for stored in (root / ".repochat" / FOLDER / "db").rglob("*"):
         if stored.is_file():
             stored.write_bytes(b"garbage")
-    with pytest.raises(IndexError_, match="corrupt"):
+    with pytest.raises(IndexStoreError, match="corrupt"):
         IndexStore.open(settings.index_path(root))
     summary = update_index(root, settings)
     assert summary.notice.startswith("rebuilt") and summary.parsed == 3

@@ -18,15 +18,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from repochat.cli import cli
+from repochat.cli.main import cli
 from repochat.config import load_settings
-from repochat.errors import IndexError_
+from repochat.errors import IndexStoreError
 from repochat.index import indexer, upkeep
 from repochat.index.indexer import count_pending_embeddings, embed_pending, update_index
 from repochat.index.lance_errors import IndexDamaged
 from repochat.index.lock import WAIT_NOTICE, IndexBusy, index_write_lock
 from repochat.index.store import FOLDER, IndexStore
-from repochat.retrieve.context import fresh_index
+from repochat.retrieve.excerpts import fresh_index
 from repochat.retrieve.search import search
 from repochat.retrieve.symbols import find_symbols
 
@@ -361,7 +361,7 @@ def test_a_reader_whose_snapshot_was_cleaned_up_is_told_to_run_again(make_repo, 
     for number in range(3):  # its versions are neither current nor previous now, and their files rewritten
         write_files(root, {"pkg/geometry.py": SOURCES["pkg/geometry.py"] + f"\n\ndef edit_{number}(c):\n    pass\n"})
         update_index(root, settings)
-    with pytest.raises(IndexError_, match="updated while it was being read; run the command again"):
+    with pytest.raises(IndexStoreError, match="updated while it was being read; run the command again"):
         stale.table("chunks").to_arrow()
 
 

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from repochat.cli import cli
+from repochat.cli.main import cli
 from repochat.config import load_settings
 from repochat.index import upkeep
 from repochat.index.indexer import embed_pending, update_index
 from repochat.index.location import IndexReadOnly, ObjectFolder
 from repochat.index.store import FOLDER, IndexStore
-from repochat.retrieve.context import fresh_index
+from repochat.retrieve.excerpts import fresh_index
 from repochat.retrieve.search import search
 from repochat.retrieve.symbols import find_symbols
 

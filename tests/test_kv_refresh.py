@@ -21,7 +21,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from repochat.config import Settings
 from repochat.engine.models import resolve_model
 from repochat.engine.session import Engine
-from repochat.kv_refresh import EngineTurns, KvRefresher, warm_repository, warm_whole_repository
+from repochat.live.kv_refresh import EngineTurns, KvRefresher, warm_repository, warm_whole_repository
 
 REFRESH_DEADLINE_S = 240.0  # prefill on two shared cores; generous so that a busy machine does not fail the test
 

@@ -1,4 +1,4 @@
-"""KV pieces computed ahead of questions (repochat.kv_warm, `repochat index --kv`): real default model, real git
+"""KV pieces computed ahead of questions (repochat.answer.kv_warm, `repochat index --kv`): real default model, real git
 repositories, a real index and the real piece store on disk; asks afterwards restore what was warmed."""
 
 from __future__ import annotations
@@ -16,18 +16,18 @@ from click.testing import CliRunner, Result
 
 from engine_support import (TASKQ_FILES as FILES, default_model_path, engine_settings, kill_when, make_repo,
                             saved_kv_files)
-from repochat.ask import ask, status_plan
-from repochat.cli import cli
+from repochat.answer.ask import ask, status_plan
+from repochat.cli.main import cli
 from repochat.config import Settings, load_settings
 from repochat.engine.pieces import PIECE_INDEX, piece_keys
 from repochat.engine.planner import make_plan
 from repochat.engine.session import Engine
 from repochat.index.indexer import update_index
-from repochat.kv_refresh import warm_repository
-from repochat.kv_warm import WarmReport, chunk_pieces, kv_fits_cache
+from repochat.live.kv_refresh import warm_repository
+from repochat.answer.kv_warm import WarmReport, chunk_pieces, kv_fits_cache
 from repochat.index.store import IndexStore
-from repochat.prompt import Prompter, render_file
-from repochat.retrieve.context import MAP_PATH, retrieval_context
+from repochat.answer.prompt import Prompter, render_file
+from repochat.retrieve.excerpts import MAP_PATH, retrieval_excerpts
 
 RETRIEVAL_QUESTION = "How often does run_once retry a job that raises?"
 
@@ -221,7 +221,7 @@ def test_warmed_excerpt_pieces_are_the_tokens_a_retrieved_context_gets(
     prompter = Prompter(engine.model, engine.model_path)
     warmed = {tuple(tokens) for _path, tokens in chunk_pieces(IndexStore.open(settings.index_path(root)), prompter)}
     budget = _retrieval_budget(engine, settings)
-    excerpts = retrieval_context(root, settings, RETRIEVAL_QUESTION, budget)
+    excerpts = retrieval_excerpts(root, settings, RETRIEVAL_QUESTION, budget)
     prompt = prompter.excerpts(excerpts, budget + len(prompter.head))
     shown = [(excerpt.path, tuple(tokens)) for excerpt, tokens in zip(prompt.excerpts, prompt.pieces)]
     assert len([path for path, _tokens in shown if path != MAP_PATH]) >= 2, shown
@@ -239,7 +239,7 @@ def test_a_retrieval_ask_restores_every_excerpt_piece(retrieval: tuple[Path, Set
     assert coverage["mode"] == "retrieval" and coverage["kv_unit"] == "piece", coverage
     assert coverage["pages_restored"] == coverage["pages"] - 1 and coverage["restored_tokens"] > 0, coverage
     prompter = Prompter(engine.model, engine.model_path)
-    excerpts = retrieval_context(root, settings, RETRIEVAL_QUESTION, _retrieval_budget(engine, settings))
+    excerpts = retrieval_excerpts(root, settings, RETRIEVAL_QUESTION, _retrieval_budget(engine, settings))
     overview = next(excerpt for excerpt in excerpts if excerpt.path == MAP_PATH)
     assert coverage["prefilled_tokens"] == len(prompter.excerpts([overview], 10**6).pieces[0])
 

@@ -1,4 +1,4 @@
-"""The remembered whole-repository layout (repochat.layout): pure logic over rendered files, plus its file on disk.
+"""The remembered whole-repository layout (repochat.answer.prefix_layout): pure logic over rendered files, plus its file on disk.
 The model-backed checks (restored pages, answers from the appended copy) are in test_ask.py."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 
 from repochat.config import load_settings
 from repochat.errors import ConfigError
-from repochat.layout import Layout, LayoutMemory, arrange, fresh_layout, stale_share
-from repochat.prompt import RenderedFile, render_file
+from repochat.answer.prefix_layout import Layout, LayoutMemory, arrange, fresh_layout, stale_share
+from repochat.answer.prompt import RenderedFile, render_file
 
 SHARE = 0.35
 

@@ -10,7 +10,7 @@ import pytest
 
 from repochat.config import Settings, load_settings
 from repochat.index.indexer import update_index
-from repochat.lookup import lookup_answer, parse_lookup
+from repochat.answer.lookup import lookup_answer, parse_lookup
 
 PRICES = (
     "def apply_discount(amount, rate):\n"  # 1
@@ -57,8 +57,8 @@ def cited(result) -> set[tuple[str, int, int]]:  # type: ignore[no-untyped-def]
 
 
 def ask_coverage_keys() -> set[str]:
-    """The keys ask's own coverage has (read from ask.py, so a key added there is expected here too)."""
-    tree = ast.parse((Path(__file__).resolve().parents[1] / "repochat" / "ask.py").read_text(encoding="utf-8"))
+    """The keys ask's own coverage has (read from answer/ask.py, so a key added there is expected here too)."""
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "repochat" / "answer" / "ask.py").read_text(encoding="utf-8"))
     function = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "_coverage")
     returned = next(n.value for n in ast.walk(function) if isinstance(n, ast.Return))
     assert isinstance(returned, ast.Dict)
@@ -197,7 +197,7 @@ def test_other_questions_are_not_lookups(question: str) -> None:
 
 def test_long_lists_are_capped_and_the_rest_counted(indexed: tuple[Path, Settings],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    import repochat.lookup as lookup
+    import repochat.answer.lookup as lookup
 
     root, settings = indexed
     monkeypatch.setattr(lookup, "MAX_SITES", 1)

@@ -1,4 +1,4 @@
-"""The listwise pick (repochat.pick): which questions get one, what it may choose, and real answers that start with it.
+"""The listwise pick (repochat.answer.pick): which questions get one, what it may choose, and real answers that start with it.
 
 The question-kind table is pure logic; the answers come from the real default model over a real git repository and a
 real full-text index, asked at --effort low so the candidates are retrieved excerpts.
@@ -11,17 +11,17 @@ import re
 import pytest
 
 from engine_support import engine_settings, make_repo
-from repochat.ask import ask
+from repochat.answer.ask import ask
 from repochat.engine.grammar import GrammarSampler
 from repochat.engine.session import Engine
 from repochat.index.store import IndexStore
-from repochat.pick import WORDINGS, Choice, Pick, definition_choices, file_choices, pick_for, pick_grammar
-from repochat.prompt import Prompt, question_language
-from repochat.questions import file_query, question_kind
-from repochat.retrieve.context import MAP_PATH, Excerpt
+from repochat.answer.pick import WORDINGS, Choice, Pick, definition_choices, file_choices, pick_for, pick_grammar
+from repochat.answer.prompt import Prompt, question_language
+from repochat.retrieve.questions import file_query, question_kind
+from repochat.retrieve.excerpts import MAP_PATH, Excerpt
 from repochat.retrieve.files import rank_files
 from repochat.retrieve.search import search
-from repochat.translate import search_query
+from repochat.answer.translate import search_query
 
 FILES = {
     "shop/pricing.py": (

@@ -20,13 +20,13 @@ import pytest
 
 from engine_support import (TASKQ_FILES as FILES, TASKQ_QUESTION as QUESTION, Cold, cold_ask, engine_settings,
                             fresh_copy, git, kill_when, saved_kv_files)
-from repochat.ask import AskResult, ask, status_plan
+from repochat.answer.ask import AskResult, ask, status_plan
 from repochat.config import Settings
 from repochat.engine.pagestore import PageStore
 from repochat.engine.pieces import LINK_INDEX, PIECE_INDEX, piece_store_identity
 from repochat.engine.session import Engine, split_pages
-from repochat.history import stability_order
-from repochat.prompt import Prompter, render_file
+from repochat.repo.history import stability_order
+from repochat.answer.prompt import Prompter, render_file
 
 pytestmark = pytest.mark.model
 

@@ -11,7 +11,7 @@ import sys
 ERASE_LINE = b"\x1b[2K"
 SCRIPT = """
 import sys, time
-from repochat.progress import progress_reporter
+from repochat.cli.progress import progress_reporter
 with progress_reporter() as report:
     for done in range(3):
         report("prefill", done + 1, 3)

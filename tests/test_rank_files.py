@@ -10,13 +10,13 @@ from typing import Callable
 import pytest
 from click.testing import CliRunner
 
-from repochat.cli import cli
+from repochat.cli.main import cli
 from repochat.config import load_settings
-from repochat.evaluate.bm25 import WindowBM25, is_test_path
+from devtools.evaluate.bm25 import WindowBM25, is_test_path
 from repochat.index.indexer import update_index
 from repochat.index.store import IndexStore
-from repochat.questions import file_query
-from repochat.retrieve.context import MAP_PATH, UNRANKED, retrieval_context
+from repochat.retrieve.questions import file_query
+from repochat.retrieve.excerpts import MAP_PATH, UNRANKED, retrieval_excerpts
 from repochat.retrieve.files import code_names, dotted_names, path_mentions, path_word_scores, rank_files
 from repochat.retrieve.search import search
 
@@ -156,14 +156,14 @@ def test_a_question_about_files_is_shown_the_best_ranked_files_first(make_repo: 
     settings = load_settings(root, {"embeddings": False})
     issue = "Coupon expiry date handling\n\nA coupon is still valid the day after its expiry date."
     asked = f"Which files would need to change to resolve this issue?\n\n{issue}"
-    excerpts = [e for e in retrieval_context(root, settings, asked, 700) if e.path != MAP_PATH]
+    excerpts = [e for e in retrieval_excerpts(root, settings, asked, 700) if e.path != MAP_PATH]
     store = IndexStore.open(settings.index_path(root))
     best = rank_files(store, file_query(asked), k=2)
     assert [e.path for e in excerpts[:2]] == [hit.path for hit in best]  # each file's best chunk, in rank order
     assert (excerpts[0].start_line, excerpts[0].file_rank) == (best[0].start_line, 0)
     assert search(store, asked, k=1)[0].path != best[0].path  # chunk search alone would lead with another file
     # Any other question is answered from the search ranking alone, as before.
-    other = retrieval_context(root, settings, f"How is this handled?\n\n{issue}", 700)
+    other = retrieval_excerpts(root, settings, f"How is this handled?\n\n{issue}", 700)
     assert {e.file_rank for e in other} == {UNRANKED}
 
 

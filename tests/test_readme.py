@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from repochat.docs import render
+from devtools.docs import render
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_generated_sections_are_current() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert render(readme) == readme, "README is stale: run `python -m repochat.docs`"
+    assert render(readme) == readme, "README is stale: run `python tests/devtools/docs.py`"
 
 
 def test_ci_runs_the_readme_test_command() -> None:

@@ -1,12 +1,12 @@
-"""References repochat adds to an answer (repochat.references): names written as code, looked up with the real
+"""References repochat adds to an answer (repochat.answer.references): names written as code, looked up with the real
 tree-sitter grammars in files on disk. The model-backed check is in test_ask.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from repochat.prompt import Prompt
-from repochat.references import Reference, answer_references, named_in_answer
+from repochat.answer.prompt import Prompt
+from repochat.answer.references import Reference, answer_references, named_in_answer
 
 QUEUE = '''"""A queue."""
 

@@ -9,7 +9,6 @@ says how many tokens it reused: its API does not report them) with a first token
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import shutil
 import socket
@@ -24,12 +23,12 @@ import pytest
 from click.testing import CliRunner
 
 from engine_support import default_model_path, git
-from repochat.ask import ask
-from repochat.cli import cli
+from repochat.answer.ask import ask
+from repochat.cli.main import cli
 from repochat.config import Settings
 from repochat.engine.remote import ContextTooLong, RemoteEngine, ServerAuthError, ServerUnavailable, cached_tokens
 from repochat.index.indexer import update_index
-from repochat.review import review
+from repochat.review.run import review
 
 pytestmark = pytest.mark.model
 KEY = "test-key-7f3a"

@@ -16,10 +16,10 @@ from repochat.config import Settings
 from repochat.errors import IndexMissing
 from repochat.index.indexer import update_index
 from repochat.retrieve.symbols import find_symbols
-from repochat.review import PROMPT_TOKENS, build_context, review, select_files
-from repochat.review_diff import load_change
-from repochat.review_index import index_change, open_index
-from repochat.review_prompt import prompt_text
+from repochat.review.run import PROMPT_TOKENS, build_context, review, select_files
+from repochat.review.diff import load_change
+from repochat.review.staged_index import index_change, open_index
+from repochat.review.prompt import prompt_text
 
 SETTINGS = Settings(embeddings=False)
 

@@ -10,7 +10,7 @@ import pytest
 
 from repo_support import git, write_files
 from repochat.errors import ReviewError
-from repochat.review_diff import STAGED, WORKTREE, Hunk, load_change
+from repochat.review.diff import STAGED, WORKTREE, Hunk, load_change
 
 BASE = {"calc.py": "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n",
         "notes.txt": "one\ntwo\nthree\n", "logo.png": b"\x89PNG\r\n\x1a\n\x00\x00\x00binary"}
@@ -103,7 +103,7 @@ def test_bad_input_is_a_review_error(make_repo: Callable[..., Path], tmp_path: P
 
 
 def test_a_pasted_patch_becomes_a_reviewable_commit_without_touching_the_repository(make_repo) -> None:
-    from repochat.review_diff import commit_from_patch, load_change
+    from repochat.review.diff import commit_from_patch, load_change
 
     root = make_repo({"calc.py": "def add(a, b):\n    return a + b\n"})
     (root / "calc.py").write_text("def add(a, b):\n    return a - b\n", encoding="utf-8")

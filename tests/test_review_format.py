@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from engine_support import default_model_path
-from repochat.engine.context import LlamaModel
+from repochat.engine.llama import LlamaModel
 from repochat.engine.grammar import GrammarSampler
 from repochat.errors import ConfigError
-from repochat.review_format import Finding, ReviewReport, check_fail_on, exit_code, reaches, text_lines, to_sarif
-from repochat.review_prompt import findings_grammar, parse_findings
+from repochat.review.report import Finding, ReviewReport, check_fail_on, exit_code, reaches, text_lines, to_sarif
+from repochat.review.prompt import findings_grammar, parse_findings
 
 WARNING = Finding("warning", "a.py", 3, "maybe wrong")
 ERROR = Finding("error", "b/c.py", 7, "index out of range", "use len(x) - 1")

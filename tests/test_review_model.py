@@ -23,7 +23,7 @@ from engine_support import default_model_path
 from repo_support import git, write_files
 from review_cases import CASES, CLEAN_EDIT, PlantedBug
 from test_hook import commit
-from repochat.hook import install
+from repochat.review.hook import install
 
 pytestmark = pytest.mark.model
 FINDING = re.compile(r"^(?P<path>\S+):(?P<line>\d+): (?P<severity>error|warning|info): ", re.M)

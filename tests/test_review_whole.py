@@ -17,15 +17,15 @@ import pytest
 from engine_support import default_model_path, engine_settings, git, make_repo
 from repo_support import write_files
 from review_cases import CASES
-from repochat.ask import ask
+from repochat.answer.ask import ask
 from repochat.config import Settings, load_settings
 from repochat.engine.session import Engine
 from repochat.index.indexer import update_index
-from repochat.prompt import Prompter, render_file
-from repochat.repository import load_repository
-from repochat.review import review
-from repochat.review_diff import STAGED, load_change, side_contents
-from repochat.review_layout import whole_refusal
+from repochat.answer.prompt import Prompter, render_file
+from repochat.answer.prefix import load_repository
+from repochat.review.run import review
+from repochat.review.diff import STAGED, load_change, side_contents
+from repochat.review.mode import whole_refusal
 
 # Stable code committed before the case's files, so that the unchanged part of the prefix spans whole pages.
 UNITS = "\n".join(['"""Unit conversions used across the project."""', ""] + [

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine_support import engine_settings, make_repo
-from repochat.ask import ask
+from repochat.answer.ask import ask
 from repochat.engine.session import Engine
 from repochat.index.indexer import update_index
 from test_pick import FILES

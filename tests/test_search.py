@@ -124,7 +124,7 @@ ADVERSARIAL = {"one word": "a" * 1_000_000, "camel": "aB" * 500_000, "snake": "a
 
 @pytest.mark.parametrize("kind", sorted(ADVERSARIAL))
 def test_patterns_over_user_text_take_linear_time(kind: str) -> None:
-    from repochat.references import named_in_answer
+    from repochat.answer.references import named_in_answer
     from repochat.retrieve.search import called_in, names_in
 
     text = ADVERSARIAL[kind]
@@ -181,11 +181,11 @@ def test_repo_map_ranks_referenced_definitions_and_respects_budget(store: IndexS
 
 
 def test_retrieval_context_is_a_map_then_exact_excerpts_within_budget(tmp_path: Path) -> None:
-    from repochat.retrieve.context import MAP_PATH, retrieval_context
+    from repochat.retrieve.excerpts import MAP_PATH, retrieval_excerpts
 
     root = tmp_path / "demo"
     shutil.copytree(DEMO, root)
-    excerpts = retrieval_context(root, load_settings(root), "How does Worker._failed decide to retry a job?", 900)
+    excerpts = retrieval_excerpts(root, load_settings(root), "How does Worker._failed decide to retry a job?", 900)
     assert excerpts[0].path == MAP_PATH and excerpts[0].text.startswith("taskq/")
     assert excerpts[1].path == "taskq/worker.py"  # the definition the question names comes first
     assert "def _failed" in excerpts[1].text

@@ -21,15 +21,15 @@ import lancedb
 import pytest
 from click.testing import CliRunner
 
-from repochat.cli import cli
+from repochat.cli.main import cli
 from repochat.config import Settings, load_settings
 from repochat.index.indexer import update_index
 from repochat.index.store import FOLDER, IndexStore
 from repochat.repo.secret_rules import WITHHELD
-from repochat.repository import load_repository
-from repochat.review import PROMPT_TOKENS, build_context, select_files
-from repochat.review_diff import STAGED, load_change, side_contents
-from repochat.review_prompt import prompt_text
+from repochat.answer.prefix import load_repository
+from repochat.review.run import PROMPT_TOKENS, build_context, select_files
+from repochat.review.diff import STAGED, load_change, side_contents
+from repochat.review.prompt import prompt_text
 
 from repo_support import git, write_files
 

@@ -25,7 +25,7 @@ from mcp.shared.exceptions import MCPError
 from repo_support import git, write_files
 from repochat.config import Settings
 from repochat.engine.models import resolve_model
-from repochat.server import STOPPED, CancelToken, ModelQueue
+from repochat.live.server import STOPPED, CancelToken, ModelQueue
 
 SERVE = [sys.executable, "-m", "repochat", "serve"]
 TOOLS = {"search_code", "ask", "review_diff", "find_symbol", "find_references", "repo_map", "index_status"}
@@ -461,11 +461,11 @@ def test_the_sdk_internal_serve_relies_on_is_still_there(tmp_path: Path) -> None
     moves it must fail here, with its name, rather than as a server that never answers."""
     from mcp.server.lowlevel import Server as LowLevelServer
 
-    from repochat.repo_tools import RepoTools
-    from repochat.server import RepochatMCP
-    from repochat.watch import IndexGate
+    from repochat.live.tools import ServerTools
+    from repochat.live.server import RepochatMCP
+    from repochat.live.watch import IndexGate
 
-    server = RepochatMCP(RepoTools(tmp_path, Settings(), IndexGate()))
+    server = RepochatMCP(ServerTools(tmp_path, Settings(), IndexGate()))
     lowlevel = getattr(server, "_lowlevel_server", None)
     assert isinstance(lowlevel, LowLevelServer), f"mcp moved MCPServer._lowlevel_server: {lowlevel!r}"
     assert callable(lowlevel.run) and lowlevel.create_initialization_options().server_name == "repochat"
@@ -473,8 +473,8 @@ def test_the_sdk_internal_serve_relies_on_is_still_there(tmp_path: Path) -> None
 
 def test_the_engine_is_closed_only_after_the_running_decode_gives_up_its_turn() -> None:
     """Shutdown frees the engine in a turn of its own: never while a request (or a refresh) still decodes."""
-    from repochat.kv_refresh import EngineTurns
-    from repochat.server import close_engine_when_stopped
+    from repochat.live.kv_refresh import EngineTurns
+    from repochat.live.server import close_engine_when_stopped
 
     turns = EngineTurns()
     decoding, stop = threading.Event(), threading.Event()

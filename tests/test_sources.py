@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from repochat.prompt import Prompt
-from repochat.references import Reference
-from repochat.sources import Span, _complete, candidate_spans, header, sources_grammar
+from repochat.answer.prompt import Prompt
+from repochat.answer.references import Reference
+from repochat.answer.sources import Span, _complete, candidate_spans, header, sources_grammar
 
 WORKER = ('"""Worker."""\n\nBASE_DELAY = 0.5\nMAX_DELAY = 30.0\n\n\ndef backoff(attempt):\n'
           "    return min(BASE_DELAY * 2 ** attempt, MAX_DELAY)\n\n\ndef run(job):\n    return job()\n")

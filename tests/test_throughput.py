@@ -161,7 +161,7 @@ def test_another_model_file_has_no_estimate(tmp_path: Path) -> None:
 
 
 def test_status_prices_a_whole_repository_prefill(tmp_path: Path) -> None:
-    from repochat.status import prefill_status
+    from repochat.answer.status import prefill_status
 
     settings = _settings(tmp_path, cpu_extra_buffers="on")
     model_path = _model_file(tmp_path)

@@ -21,7 +21,7 @@ from repochat.config import Settings, load_settings
 from repochat.index.store import IndexStore
 from repochat.repo.walk import ignored_folder
 from repochat.retrieve.symbols import find_symbols
-from repochat.watch import IndexGate, IndexWatcher
+from repochat.live.watch import IndexGate, IndexWatcher
 
 SETTLE_S = 20.0  # generous: other test processes share the two cores
 

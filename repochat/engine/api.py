@@ -5,7 +5,7 @@ The two differ in what they can be asked. The local engine holds a llama.cpp con
 pages and pieces in it, read logits (review's verdict, the sources trailer's picks) and decode token by token. A
 server takes text and a chat template of its own, keeps its KV cache to itself and returns text; what it offers is a
 streamed answer, an answer constrained to a grammar or JSON schema, a token count and its context length. So ask and
-review keep one path per kind (ask.py / ask_remote.py, review.py's _run_model / review_remote.py), and this module
+review keep one path per kind (answer/ask.py / answer/remote.py, review/run.py's _run_model / review/remote.py), and this module
 says which one a command takes: ``settings.engine`` set means the server.
 
 ``ChatEngine`` is what the remote paths need, so another server client (or a local engine behind the same text
@@ -25,7 +25,7 @@ TextSink = Callable[[str], None]
 
 
 class ChatEngine(Protocol):
-    """A text-in, text-out engine with its own template and cache (ask_remote.py, review_remote.py use this),
+    """A text-in, text-out engine with its own template and cache (answer/remote.py, review/remote.py use this),
     configured by ``settings`` and closed when the command is done with it."""
 
     settings: Settings

@@ -19,7 +19,7 @@ import llama_cpp
 import numpy as np
 
 from ..errors import EngineError
-from .context import SEQ_MAIN, LlamaContext, LlamaModel
+from .llama import SEQ_MAIN, LlamaContext, LlamaModel
 
 _TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])  # llama_token_data
 _FIRST_CANDIDATES = 40  # top logits checked against the grammar before falling back to the whole vocabulary

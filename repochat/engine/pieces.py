@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from .context import SEQ_LINKS, SEQ_MAIN, SEQ_PAGE, LlamaContext
+from .llama import SEQ_LINKS, SEQ_MAIN, SEQ_PAGE, LlamaContext
 from .pagestore import PageStore
 
 PIECE_INDEX = 0  # the page-store slot of every piece file (pieces are not a chain)

@@ -173,7 +173,7 @@ def _save_records(settings: Settings, records: dict[str, str]) -> None:
 
 def _check(model_path: Path, extra_buffers: bool, gpu_layers: int) -> None:
     """In the child: load, decode a batch of 64 tokens (timed, for the prefill estimates), then two single tokens."""
-    from .context import ContextParams, LlamaContext, LlamaModel
+    from .llama import ContextParams, LlamaContext, LlamaModel
 
     model = LlamaModel(model_path, gpu_layers=gpu_layers, extra_buffers=extra_buffers)
     context = LlamaContext(model, ContextParams(n_ctx=256, n_batch=64, threads=0))

@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 from ..callbacks import Progress
 from ..config import Settings
 from ..errors import EngineError
-from .context import SEQ_MAIN, ContextParams, LlamaContext, LlamaModel
+from .llama import SEQ_MAIN, ContextParams, LlamaContext, LlamaModel
 from .planner import needs_flash_attention, pieces_sound
 from .models import check_adapter, model_fingerprint
 from .pagestore import LoadStatus, PageStore, chain_keys

@@ -191,7 +191,7 @@ def cost_model(settings: Settings, model_path: Path) -> CostModel | None:
     """The fitted cost of prefills with these settings, from the closest measured setup: the same threads and CPU
     buffers first; else the nearest thread count, scaled by the thread ratio (prefill is compute-bound on CPU);
     None when nothing comparable was ever measured here."""
-    from .context import fitted_threads
+    from .llama import fitted_threads
 
     try:
         wanted = rate_key(settings, model_path, fitted_threads(settings.threads),

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 from .. import tokens
 from ..callbacks import Progress
 from ..config import Settings
-from ..errors import IndexError_
+from ..errors import IndexStoreError
 from ..records import Chunk, SourceFile, Symbol
 from ..repo.filters import indexable_text
 from ..repo.walk import walk_repository
@@ -97,7 +97,7 @@ def update_index(root: Path, settings: Settings, progress: Progress | None = Non
             if rebuild:
                 raise
             if not _damaged(index_dir):  # a failed write (a full disk) on a readable index: keep the index
-                raise IndexError_(f"cannot write the index at {index_dir}: {exc.detail}") from exc
+                raise IndexStoreError(f"cannot write the index at {index_dir}: {exc.detail}") from exc
             log.warning("index damaged during the update: %s", exc)
             summary = _update(root, settings, progress, rebuild=True)
             summary.notice = f"rebuilt: the index was damaged ({exc.detail})"
@@ -107,7 +107,7 @@ def update_index(root: Path, settings: Settings, progress: Progress | None = Non
 def _damaged(index_dir: Any) -> bool:
     try:
         return bool(damage(IndexStore.open(index_dir, pinned=False)))
-    except IndexError_:
+    except IndexStoreError:
         return True
 
 
@@ -170,7 +170,7 @@ def _maintain(store: IndexStore) -> None:
         compacted = maintain(store)
         if compacted:
             log.info("compacted %s", ", ".join(compacted))
-    except IndexError_ as exc:
+    except IndexStoreError as exc:
         log.warning("index compaction skipped: %s", exc)
 
 

@@ -1,4 +1,4 @@
-"""Where LanceDB's errors become ours: one-line IndexError_s instead of lance's multi-line, Rust-located messages.
+"""Where LanceDB's errors become ours: one-line IndexStoreErrors instead of lance's multi-line, Rust-located messages.
 
 A table is wrapped in ``Guarded`` so that every call on it (and on the query builders it returns) is translated,
 ``writing`` does the same for the writes that create an index, and ``IndexDamaged`` is the error `repochat index`
@@ -12,14 +12,14 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import IndexError_
+from ..errors import IndexStoreError
 
 LANCE_ERRORS = (OSError, RuntimeError)  # what LanceDB raises for IO and format failures
 _SOURCE_LOCATION = re.compile(r",?\s*/\S+\.rs:\d+:\d+")  # the Rust file:line lance appends to a message
 _WRAPPED = re.compile(r"(?:Wrapped error: |Generic N/A error: )+")
 
 
-class IndexDamaged(IndexError_):
+class IndexDamaged(IndexStoreError):
     """A table of the index cannot be read (a data file truncated or gone, an index folder deleted, meta.json
     unreadable); `repochat index` repairs it."""
 
@@ -29,7 +29,7 @@ class IndexDamaged(IndexError_):
 
 
 class Guarded:
-    """A LanceDB table or query builder whose failures come out as one-line IndexError_s. Damage shows at the
+    """A LanceDB table or query builder whose failures come out as one-line IndexStoreErrors. Damage shows at the
     first call that touches a broken file, not at open (LanceDB opens lazily), so every call is guarded; what a
     call returns is guarded too when it is another LanceDB object (a query builder), and passed as is otherwise.
 
@@ -66,4 +66,4 @@ def writing(path: Path, call: Callable[[], Any]) -> Any:
     try:
         return call()
     except LANCE_ERRORS as exc:
-        raise IndexError_(f"cannot write the index at {path}: {detail(exc)}") from exc
+        raise IndexStoreError(f"cannot write the index at {path}: {detail(exc)}") from exc

@@ -25,7 +25,7 @@ from typing import Any, Iterator, Mapping, Union
 
 import platformdirs
 
-from ..errors import ConfigError, IndexError_
+from ..errors import ConfigError, IndexStoreError
 
 _URI = re.compile(r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(.*))?")
 CONNECT_TIMEOUT_S = 5  # an endpoint that does not answer this fast is down, not slow
@@ -33,11 +33,11 @@ REQUEST_TIMEOUT_S = 60
 MAX_ATTEMPTS = 3
 
 
-class IndexReadOnly(IndexError_):
+class IndexReadOnly(IndexStoreError):
     """An update was asked of an index opened read-only (``index_read_only``)."""
 
 
-class IndexUnreachable(IndexError_):
+class IndexUnreachable(IndexStoreError):
     """The object store holding the index cannot be used: down, no such bucket, or the credentials refused. Not
     damage: nothing is rebuilt on it."""
 

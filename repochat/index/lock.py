@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..errors import IndexError_
+from ..errors import IndexStoreError
 from .location import IndexDir, local_folder
 
 LOCK_FILE = "write.lock"
@@ -27,7 +27,7 @@ _registry = threading.Lock()
 _held: dict[tuple[str, int], list[int]] = {}  # (lock file, thread id) -> [depth, fd]
 
 
-class IndexBusy(IndexError_):
+class IndexBusy(IndexStoreError):
     """Another writer holds the index lock and the caller chose not to wait."""
 
 
@@ -40,7 +40,7 @@ def lock_notice(message: str) -> None:
 def index_write_lock(index_dir: IndexDir, wait: bool = True,
                      on_wait: Callable[[str], None] | None = lock_notice) -> Iterator[None]:
     """Hold the write lock of the index under ``index_dir``. Busy: wait (saying so once through ``on_wait``), or
-    raise IndexBusy when ``wait`` is False. An index folder that cannot be created or written is an IndexError_."""
+    raise IndexBusy when ``wait`` is False. An index folder that cannot be created or written is an IndexStoreError."""
     path = lock_path(index_dir)
     key = (str(path), threading.get_ident())
     with _registry:
@@ -77,7 +77,7 @@ def _open(path: Path) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        raise IndexError_(f"cannot write the index at {path.parent}: {exc.strerror or exc}") from exc
+        raise IndexStoreError(f"cannot write the index at {path.parent}: {exc.strerror or exc}") from exc
 
 
 def _acquire(fd: int, wait: bool, on_wait: Callable[[str], None] | None) -> None:
@@ -87,7 +87,7 @@ def _acquire(fd: int, wait: bool, on_wait: Callable[[str], None] | None) -> None
         return
     except OSError as exc:
         if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise IndexError_(f"cannot lock the index ({exc.strerror or exc})") from exc
+            raise IndexStoreError(f"cannot lock the index ({exc.strerror or exc})") from exc
     if not wait:
         raise IndexBusy("another repochat process is updating the index")
     if on_wait:

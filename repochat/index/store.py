@@ -4,7 +4,7 @@ Crash safety comes from write order: a file's chunks and symbols are replaced fi
 content hash) last, so an interrupted run leaves files whose hash was not recorded, which the next run redoes.
 Writers take the index lock (lock.py) first; readers need none, since they read a published snapshot of versions.
 Every LanceDB call goes through a guard that turns its errors (a truncated data file, a deleted index, an unwritable
-folder) into one-line IndexError_s (lance_errors.py); probing for damage, repair and compaction are upkeep.py's.
+folder) into one-line IndexStoreErrors (lance_errors.py); probing for damage, repair and compaction are upkeep.py's.
 The folder may be a prefix in an S3 bucket (location.py): the tables and meta.json are then both there.
 """
 
@@ -22,7 +22,7 @@ import pyarrow as pa  # noqa: E402
 from lancedb.index import FTS  # noqa: E402  (imports lancedb, after LANCEDB_LOG is set)
 
 from ..atomic import write_atomic
-from ..errors import IndexError_, IndexMissing
+from ..errors import IndexStoreError, IndexMissing
 from ..records import Chunk, Symbol
 from .lance_errors import LANCE_ERRORS, Guarded, IndexDamaged, detail, writing
 from .location import (IndexDir, IndexUnreachable, ObjectFolder, access_problem, connect, is_remote,
@@ -102,7 +102,7 @@ class IndexStore:
     # --- opening -------------------------------------------------------------------------------------------
     @classmethod
     def open(cls, index_dir: IndexDir, pinned: bool = True) -> "IndexStore":
-        """An existing index, or IndexMissing / IndexError_ with what to do about it."""
+        """An existing index, or IndexMissing / IndexStoreError with what to do about it."""
         path = index_dir / FOLDER
         meta_file = path / "meta.json"
         if not meta_file.is_file():
@@ -144,7 +144,7 @@ class IndexStore:
             return cls._create(index_dir, embedder_id), "new index"
         except IndexDamaged as exc:
             return cls._create(index_dir, embedder_id), f"rebuilt: the index was damaged ({exc.detail})"
-        except IndexError_ as exc:
+        except IndexStoreError as exc:
             return cls._create(index_dir, embedder_id), f"rebuilt: {exc}"
         from .upkeep import damage, repair  # upkeep works on an open store, and so imports this module
         notice = repair(store, damage(store))
@@ -167,7 +167,7 @@ class IndexStore:
             if not is_remote(index_dir):  # a bucket is in no work tree
                 (index_dir / ".gitignore").write_text("# the repochat index: never committed\n*\n", encoding="utf-8")
         except OSError as exc:
-            raise IndexError_(f"cannot write the index at {index_dir}: {detail(exc)}") from exc
+            raise IndexStoreError(f"cannot write the index at {index_dir}: {detail(exc)}") from exc
         meta = {"schema": SCHEMA_VERSION, "embedder": embedder_id, "generation": uuid.uuid4().hex}
         store = cls(path, writing(path, lambda: connect(path / "db")), meta)
         store._create_tables(CONTENT_TABLES)
@@ -188,7 +188,7 @@ class IndexStore:
         try:
             write_atomic(self.path / "meta.json", json.dumps(self.meta).encode(), prefix="meta.", suffix=".json.tmp")
         except OSError as exc:
-            raise IndexError_(f"cannot write the index at {self.path}: {detail(exc)}") from exc
+            raise IndexStoreError(f"cannot write the index at {self.path}: {detail(exc)}") from exc
 
     def table(self, name: str) -> Any:
         if name not in self._tables:
@@ -225,11 +225,11 @@ class IndexStore:
         self.meta.pop("snapshot", None)
 
     # --- errors --------------------------------------------------------------------------------------------
-    def damaged(self, exc: BaseException) -> IndexError_:
+    def damaged(self, exc: BaseException) -> IndexStoreError:
         """The one-line error for a failed LanceDB call. A reader whose snapshot was replaced (and its old
         versions cleaned up) meanwhile is told to try again rather than to repair a healthy index."""
         if self._pinned and self._snapshot_moved():
-            return IndexError_("the index was updated while it was being read; run the command again")
+            return IndexStoreError("the index was updated while it was being read; run the command again")
         problem = access_problem(self.path, exc) if isinstance(self.path, ObjectFolder) else None
         if problem:  # the store is down or refuses us: not damage to repair
             return problem
@@ -309,7 +309,7 @@ class IndexStore:
     def _unindexed(table: Any, column: str) -> int:
         try:
             stats = table.index_stats(f"{column}_idx")
-        except (ValueError, IndexError_):  # no such index, or one that cannot be read: build it
+        except (ValueError, IndexStoreError):  # no such index, or one that cannot be read: build it
             stats = None
         return int(stats.num_unindexed_rows) if stats else 1 << 30
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, IndexError_
+from ..errors import ConfigError, IndexStoreError
 from ..index.embedder import Embedder, load_embedder
 from ..index.identifiers import searchable
 from ..index.store import IndexStore, sql_quote
@@ -98,7 +98,7 @@ def search(store: IndexStore, query: str, k: int = 10, mode: str = "hybrid", pat
     if mode in ("hybrid", "vector") and store.has_vectors():
         model = embedder or cached_embedder(embedding_model)
     elif mode == "vector":
-        raise IndexError_("no vectors in the index yet; run `repochat index` (without --no-embed) first")
+        raise IndexStoreError("no vectors in the index yet; run `repochat index` (without --no-embed) first")
     legs = ranked_lists(store, query, _filter(path_glob, language), full_text=mode != "vector", embedder=model)
     ranked = fuse(legs)[:k]
     rows = _full_rows(store, [row for row, _ in ranked])

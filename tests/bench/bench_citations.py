@@ -4,7 +4,7 @@
 
 Asks eight questions about examples/demo (a copy, committed to a scratch git repository) in whole-repository mode,
 one engine for all, and counts the answers with a valid citation, a citation of the lines that answer the question,
-and a reference (repochat.references) to those lines. Greedy decoding: a run is reproducible on one machine.
+and a reference (repochat.answer.references) to those lines. Greedy decoding: a run is reproducible on one machine.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
-from repochat.ask import ask  # noqa: E402
+from repochat.answer.ask import ask  # noqa: E402
 from repochat.config import Settings  # noqa: E402
 from repochat.engine.models import resolve_model  # noqa: E402
 from repochat.engine.session import Engine  # noqa: E402

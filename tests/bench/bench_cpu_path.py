@@ -29,7 +29,7 @@ DECODE_TOKENS = 32
 
 def measure(model: Path, extra_buffers: bool, tokens: int, threads: int) -> dict[str, float]:
     """In this process: load, prefill ``tokens`` tokens of repochat's own source, then decode greedily."""
-    from repochat.engine.context import ContextParams, LlamaContext, LlamaModel
+    from repochat.engine.llama import ContextParams, LlamaContext, LlamaModel
 
     started = time.perf_counter()
     llm = LlamaModel(model, extra_buffers=extra_buffers)

@@ -27,17 +27,17 @@ from pathlib import Path
 
 import llama_cpp
 
-from repochat.ask import ask
-from repochat.repository import load_repository
+from repochat.answer.ask import ask
+from repochat.answer.prefix import load_repository
 from repochat.config import Settings
-from repochat.engine.context import LlamaModel, fitted_threads
+from repochat.engine.llama import LlamaModel, fitted_threads
 from repochat.engine.models import resolve_model
 from repochat.engine.pagestore import PageStore, chain_keys
 from repochat.engine.planner import UBATCH, context_bucket, needs_flash_attention
 from repochat.engine.session import Engine, cache_identity, split_pages
-from repochat.history import stability_order
-from repochat.layout import Layout, arrange, stale_share
-from repochat.prompt import Prompter, render_file
+from repochat.repo.history import stability_order
+from repochat.answer.prefix_layout import Layout, arrange, stale_share
+from repochat.answer.prompt import Prompter, render_file
 from repochat.repo.filters import content_skip_reason, decode_text, path_skip_reason
 from repochat.tokens import count_tokens, estimate_tokens
 

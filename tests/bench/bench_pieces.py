@@ -43,18 +43,18 @@ os.environ.setdefault("LANCE_LOG", "error")  # LanceDB deprecation warnings woul
 
 from bench_kv import QUESTION, build_repository, files_at, git  # noqa: E402  (the script's own folder)
 
-from repochat.ask import ask  # noqa: E402
+from repochat.answer.ask import ask  # noqa: E402
 from repochat.config import Settings  # noqa: E402
-from repochat.engine.context import LlamaModel  # noqa: E402
+from repochat.engine.llama import LlamaModel  # noqa: E402
 from repochat.engine.gguf import read_gguf  # noqa: E402
 from repochat.engine.models import resolve_model  # noqa: E402
 from repochat.engine.pieces import LINK_INDEX, Placement  # noqa: E402
 from repochat.engine.planner import context_bucket  # noqa: E402
 from repochat.engine.session import Engine, cache_identity  # noqa: E402
-from repochat.history import stability_order  # noqa: E402
+from repochat.repo.history import stability_order  # noqa: E402
 from repochat.index.indexer import update_index  # noqa: E402
-from repochat.prompt import Prompter, render_file  # noqa: E402
-from repochat.repository import load_repository, plan_whole  # noqa: E402
+from repochat.answer.prompt import Prompter, render_file  # noqa: E402
+from repochat.answer.prefix import load_repository, plan_and_prefix  # noqa: E402
 
 # Two questions about click's handling of a missing required parameter: both retrieve core.py's Parameter
 # processing and exceptions.py's MissingParameter, each also some excerpts of its own.
@@ -181,7 +181,7 @@ def warm_pieces(repo: Path, settings: Settings, model_path: Path) -> tuple[int, 
     began = time.monotonic()
     with Engine(model_path, settings) as engine:
         prompter = Prompter(engine.model, model_path)
-        _plan, prompt = plan_whole(load_repository(repo, settings), prompter, model_path, settings, "high")
+        _plan, prompt = plan_and_prefix(load_repository(repo, settings), prompter, model_path, settings, "high")
         assert prompt is not None, "the repository does not fit the context: use a smaller --tokens"
         store = engine.store(settings, pieces=True)
         engine.ensure_context(context_bucket(len(prompt.head) + max(map(len, prompt.pieces)) + 64, 10**9))

@@ -7,7 +7,7 @@ real CLI over each as a user would, counting crashes (the goal is none) and time
 
 Packages come from the ordinary registry clients (`pip download` sdists, `npm pack`, `apt-get download` of Debian
 packages that ship their sources: Go, Rust, Ruby, PHP, shell, C and C++ headers), in the cases format of
-../shared/eval (see repochat/evaluate/sources.py), each unpacked once into --cache and reused by later runs. Each
+../shared/eval (see tests/devtools/evaluate/sources.py), each unpacked once into --cache and reused by later runs. Each
 package is then a plain directory (not a git repository) given to `repochat index --rebuild --no-embed --json`,
 `search --json WORD`, `status --json` and `map`, in subprocesses with a timeout. A crash is a nonzero exit, a
 "Traceback" on stderr, a signal or a timeout. The table gives, per package: the languages of the indexed files,
@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: devtools
 
 from repochat.errors import RepochatError  # noqa: E402
-from repochat.evaluate.sources import cache_name, prepare_source  # noqa: E402
+from devtools.evaluate.sources import cache_name, prepare_source  # noqa: E402
 from repochat.index.languages import supported_languages  # noqa: E402
 
 CASES = Path(__file__).with_name("real_repos.jsonl")

@@ -28,7 +28,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_kv import build_repository  # noqa: E402  (the script's own folder)
 
-from repochat.ask import ask  # noqa: E402
+from repochat.answer.ask import ask  # noqa: E402
 from repochat.config import Settings  # noqa: E402
 from repochat.engine.models import resolve_model  # noqa: E402
 

@@ -31,13 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from repo_support import git, write_files  # noqa: E402
 from review_cases import CASES, CLEAN_EDITS  # noqa: E402
 
-from repochat.ask import ask  # noqa: E402
+from repochat.answer.ask import ask  # noqa: E402
 from repochat.config import Settings  # noqa: E402
 from repochat.engine.models import resolve_model  # noqa: E402
 from repochat.engine.session import Engine  # noqa: E402
 from repochat.index.indexer import update_index  # noqa: E402
-from repochat.review import review  # noqa: E402
-from repochat.review_format import ReviewReport  # noqa: E402
+from repochat.review.run import review  # noqa: E402
+from repochat.review.report import ReviewReport  # noqa: E402
 
 
 def stable_files(tokens: int) -> dict[str, str]:

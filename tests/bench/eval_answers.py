@@ -6,7 +6,7 @@
 
 Needle cases are asked "Which function or method does the following: '<docstring>'? Name it and its file." about a
 copy with the docstrings removed; file-localization cases "Which files would need to change to resolve this
-issue?" with the issue text. Scoring (repochat/evaluate/answers.py): needle right = the function named as code
+issue?" with the issue text. Scoring (tests/devtools/evaluate/answers.py): needle right = the function named as code
 (its short name in backticks, a fenced block, or written as ``name(``), cited = a valid citation or "defined at"
 reference overlapping it, named file = its file named; localization first / top 3 = a gold file first / among the
 first three files the answer names, cites or references. Every row has time to first token and total time, the
@@ -27,13 +27,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: devtools
 os.environ.setdefault("LANCE_LOG", "error")  # LanceDB deprecation warnings would bury the figures
 
 from repochat.errors import RepochatError  # noqa: E402
-from repochat.evaluate import load_cases  # noqa: E402
-from repochat.evaluate.answer_run import AnswerOptions, as_table, pick_cases, run_answers, summary  # noqa: E402
-from repochat.evaluate.cases import SUITES  # noqa: E402
-from repochat.evaluate.runner import default_work_dir  # noqa: E402
+from devtools.evaluate import load_cases  # noqa: E402
+from devtools.evaluate.answer_run import AnswerOptions, as_table, pick_cases, run_answers, summary  # noqa: E402
+from devtools.evaluate.cases import SUITES  # noqa: E402
+from devtools.evaluate.runner import default_work_dir  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,12 +17,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: devtools
 os.environ.setdefault("LANCE_LOG", "error")  # LanceDB deprecation warnings would bury the figures
 
 from repochat.errors import RepochatError  # noqa: E402
-from repochat.evaluate import EvalOptions, as_json, as_table, load_cases, run_evaluation  # noqa: E402
-from repochat.evaluate.runner import default_work_dir  # noqa: E402
-from repochat.progress import progress_reporter  # noqa: E402
+from devtools.evaluate import EvalOptions, as_json, as_table, load_cases, run_evaluation  # noqa: E402
+from devtools.evaluate.runner import default_work_dir  # noqa: E402
+from repochat.cli.progress import progress_reporter  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

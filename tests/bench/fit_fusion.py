@@ -37,11 +37,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: devtools
 os.environ.setdefault("LANCE_LOG", "error")
 
-from repochat.evaluate import EvalOptions, load_cases  # noqa: E402
-from repochat.evaluate.metrics import gold_rank  # noqa: E402
-from repochat.evaluate.runner import default_work_dir, index_source, source_groups  # noqa: E402
+from devtools.evaluate import EvalOptions, load_cases  # noqa: E402
+from devtools.evaluate.metrics import gold_rank  # noqa: E402
+from devtools.evaluate.runner import default_work_dir, index_source, source_groups  # noqa: E402
 from repochat.retrieve import files as F  # noqa: E402
 from repochat.retrieve import search as S  # noqa: E402
 

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: devtools
 
-from repochat.evaluate.runner import default_work_dir  # noqa: E402
-from repochat.evaluate.sources import prepare_source  # noqa: E402
+from devtools.evaluate.runner import default_work_dir  # noqa: E402
+from devtools.evaluate.sources import prepare_source  # noqa: E402
 
 SKIPPED_FOLDERS = {"tests", "test", "docs", "examples", "benchmarks", "scripts"}
 

@@ -1,0 +1,2 @@
+"""`repochat ask`: the question, the context (whole repository or retrieved excerpts), the model's answer, its citations
+and references."""

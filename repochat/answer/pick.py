@@ -1,0 +1,146 @@
+"""The answer's first words for a question that asks *which* function or *which* files: the best-ranked candidate
+in the context, written as code, then the model's own words.
+
+Left free, the default 0.5B model often described code without naming it, or named something it was not shown. Left
+to pick among the retrieved definitions under a grammar, it picked worse than the search ranking: on 4 needle
+questions whose search top-1 was right it picked 1 of 3 right, 0 of 12 candidates when given twelve (the first
+listed, `Parser.fail_unknown_tag`, lost to `TemplateSyntaxError.__init__`). So the index answers and the model
+phrases: the answer starts with the top-ranked definition (or file) as fixed text, or with the three top-ranked files
+for a "which files" question, and then the model goes on freely to explain. (Left to add up to two of the next files
+under a grammar, it named a gold file among the first three in 11 of 20 dev-swelite issues; the ranking's own top
+three had one in 12.)
+Definitions are ranked by chunk search; files by the file ranking (repochat.retrieve.files), whose best files'
+best chunks retrieval puts first in the context for a question about files.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from ..engine.grammar import gbnf_literal, generate_constrained
+from ..engine.session import Engine, Generation
+from .prompt import Prompt, question_language
+from ..retrieve.questions import question_kind
+
+# Index kinds (grammars/*/tags.scm @definition.<kind>) that a "which function" question can be answered with.
+NAMED_KINDS = frozenset({"function", "method", "class", "struct", "interface", "trait", "enum", "type", "module"})
+MAX_CHOICES = 4  # the best-ranked one and the three after it (for "which files")
+MAX_FILES = 3  # "which files": the answer names up to three ...
+FIXED_FILES = 3  # ... this many of them the best-ranked, as fixed text (the rest, if any, the model's choice)
+SEPARATOR = ", "
+TextSink = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How a pick is written, per language of the question. The name comes first: the model picks token by token,
+    and a path first would decide by the file. The connector after it matters: after a bare name the model stopped
+    (the pick was its whole answer); after ", which" it went on to say what the code does."""
+
+    definition: str  # with {symbol} and {path}
+    file: str  # with {path}
+    connector: str  # after a definition
+    file_connector: str  # after the files: ", which" made the model repeat the question
+
+
+WORDINGS = {
+    "en": Wording("`{symbol}` in {path}", "`{path}`", ", which", ". "),
+    "ja": Wording("`{symbol}`（{path}）", "`{path}`", "は、", "。"),
+}
+
+
+@dataclass(frozen=True)
+class Choice:
+    text: str  # as written in the answer
+    path: str
+
+
+@dataclass(frozen=True)
+class Pick:
+    choices: list[Choice]  # best-ranked first
+    most: int  # how many the answer may name
+    connector: str
+    fixed: int = 1  # how many of the first choices the answer names as fixed text (the model picks the rest)
+
+
+def pick_for(question: str, prompt: Prompt) -> Pick | None:
+    """What an answer to ``question`` starts with, or None for an open question (or nothing to pick from)."""
+    kind = question_kind(question)
+    wording = WORDINGS[question_language(question)]
+    if kind == "definition":
+        choices, most, fixed, connector = definition_choices(prompt, wording), 1, 1, wording.connector
+    elif kind in ("file", "files"):
+        choices, most, fixed = file_choices(prompt, wording), 1, 1
+        if kind == "files":
+            most, fixed = MAX_FILES, FIXED_FILES
+        connector = wording.file_connector
+    else:
+        return None
+    return Pick(choices, most, connector, min(fixed, most, len(choices))) if choices else None
+
+
+def definition_choices(prompt: Prompt, wording: Wording) -> list[Choice]:
+    """Definitions among the excerpts shown, best search rank first (the context puts the definitions the question
+    names first, and a test named after the function would then lead)."""
+    ranked = sorted(prompt.excerpts, key=lambda e: e.rank)  # stable: unranked ones keep the context's order
+    found = [Choice(wording.definition.format(symbol=e.symbol, path=e.path), e.path) for e in ranked
+             if e.symbol and e.kind in NAMED_KINDS and "`" not in e.symbol]
+    return list(dict.fromkeys(found))[:MAX_CHOICES]
+
+
+def file_choices(prompt: Prompt, wording: Wording) -> list[Choice]:
+    """Files the excerpts come from (not the repository map, which is not a file): those the file ranking placed
+    first (repochat.retrieve.files, which retrieval ran for a question about files), in its order, then the others
+    by their chunks' search rank. On dev-swelite the file ranking named a gold file first in 0.61 of the issues, the
+    first file among the chunk-search hits in 0.36."""
+    ranked = sorted(prompt.excerpts, key=lambda e: (e.file_rank, e.rank))
+    paths = dict.fromkeys(e.path for e in ranked if e.kind != "map" and "`" not in e.path)
+    return [Choice(wording.file.format(path=path), path) for path in paths][:MAX_CHOICES]
+
+
+def pick_grammar(pick: Pick) -> str:
+    """GBNF: the ``fixed`` best-ranked choices separated by ", ", then up to ``most`` - ``fixed`` other ones, each
+    named once (the model repeated a file when it could), then the connector."""
+    fixed = max(pick.fixed, 1)
+    head = gbnf_literal(SEPARATOR.join(choice.text for choice in pick.choices[:fixed]))
+    tail = _further(pick.choices[fixed:], pick.most - fixed)
+    return f"root ::= {head} {f'({tail})?' if tail else ''} {gbnf_literal(pick.connector)}\n"
+
+
+def _further(choices: list[Choice], most: int) -> str:
+    """GBNF alternatives for ", " and one of ``choices``, then up to ``most`` - 1 more of the others."""
+    if most < 1 or not choices:
+        return ""
+    alternatives = []
+    for index, choice in enumerate(choices):
+        rest = _further(choices[:index] + choices[index + 1:], most - 1)
+        alternatives.append(f"{gbnf_literal(SEPARATOR)} {gbnf_literal(choice.text)}" + (f" ({rest})?" if rest else ""))
+    return " | ".join(alternatives)
+
+
+def answer_with_pick(engine: Engine, question_tokens: list[int], start: int, pick: Pick, max_tokens: int,
+                     on_text: TextSink | None = None) -> Generation:
+    """Decode the question, write the pick under its grammar (the best-ranked choice fixed, the model choosing any
+    further ones), then continue freely."""
+    context = engine.context
+    assert context is not None, "ensure_context first"
+    first_at = 0.0
+
+    def stream(piece: str) -> None:
+        nonlocal first_at
+        first_at = first_at or time.monotonic()
+        if on_text:
+            on_text(piece)
+
+    longest = max(len(engine.model.tokenize(c.text)) for c in pick.choices)
+    budget = min(max_tokens, pick.most * (longest + 2) + len(engine.model.tokenize(pick.connector)) + 2)
+    picked = generate_constrained(context, question_tokens, pick_grammar(pick), budget, start=start,
+                                  on_text=stream)
+    position = start + len(question_tokens) + picked.tokens
+    if picked.stopped == "context" or picked.tokens >= max_tokens:
+        return Generation(picked.text, picked.tokens, first_at, picked.stopped, position)
+    rest = engine.generate([], position, max_tokens - picked.tokens, on_text)  # the last pick token is decoded
+    return Generation(picked.text + rest.text, picked.tokens + rest.tokens, first_at or rest.first_token_at,
+                      rest.stopped, rest.end)
