@@ -20,7 +20,8 @@ from ..engine.pagestore import PageStore, chain_keys
 from ..engine.pieces import PIECE_INDEX, Placement, missing_links, piece_store_identity
 from ..engine.planner import Plan, answers_whole, auto_refuses_whole, context_bucket, make_plan, pieces_sound
 from ..engine.throughput import describe_seconds, estimate_spans_seconds
-from ..engine.session import Engine, Generation, PrefixStats, cache_identity, split_pages
+from ..engine.reports import Generation, PrefixStats
+from ..engine.session import Engine, cache_identity, split_pages
 from ..errors import ConfigError, EngineError
 from .lookup import lookup_answer
 from .pick import answer_with_pick, pick_for

@@ -26,7 +26,8 @@ from ..engine.pagestore import PageStore
 from ..engine.pieces import PIECE_INDEX, piece_keys, piece_store_identity, prefill_alone
 from ..engine.planner import (PROMPT_ROOM, Plan, answers_whole, auto_refuses_whole, context_bucket, make_plan,
                               pieces_sound)
-from ..engine.session import Engine, PrefixStats, cache_identity
+from ..engine.reports import PrefixStats
+from ..engine.session import Engine, cache_identity
 from ..engine.throughput import Sample
 from ..errors import IndexMissing, RepochatError
 from ..index.store import IndexStore

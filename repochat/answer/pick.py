@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..engine.grammar import gbnf_literal, generate_constrained
-from ..engine.session import Engine, Generation
+from ..engine.reports import Generation
+from ..engine.session import Engine
 from .prompt import Prompt, question_language
 from ..retrieve.questions import question_kind
 

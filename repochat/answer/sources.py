@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..engine.grammar import gbnf_literal, generate_constrained
-from ..engine.session import Engine, Generation
+from ..engine.reports import Generation
+from ..engine.session import Engine
 from ..index.parse import parse_file
 from .prompt import Prompt
 from .references import Reference

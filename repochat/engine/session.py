@@ -12,11 +12,9 @@ streams the answer.
 from __future__ import annotations
 
 import codecs
-import logging
 import time
 from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -30,46 +28,10 @@ from .pagestore import LoadStatus, PageStore, chain_keys
 from .pieces import (LINK_INDEX, PIECE_INDEX, Placement, compute_piece, missing_links, piece_store_identity,
                      relink_pieces, restore_links, restore_piece)
 from .probe import checked_extra_buffers
+from .reports import Generation, PrefixStats, notice
 from .throughput import MIN_SAMPLE_TOKENS, Sample, rate_key, record
 
-log = logging.getLogger("repochat.engine")
 TextSink = Callable[[str], None]
-
-
-@dataclass
-class PrefixStats:
-    """How the prefix got into the context, counted in units: prefix pages, or the head and pieces."""
-
-    unit: str = "page"  # or "piece"
-    pages_total: int = 0
-    pages_in_memory: int = 0
-    pages_restored: int = 0
-    pages_prefilled: int = 0
-    pages_saved: int = 0
-    memory_tokens: int = 0
-    restored_tokens: int = 0
-    prefilled_tokens: int = 0
-    restore_seconds: float = 0.0
-    prefill_seconds: float = 0.0
-    link_tokens: int = 0  # pieces: tokens at piece starts recomputed behind the pieces before them
-    link_seconds: float = 0.0
-    links_restored: int = 0  # pieces: links saved by an earlier assembly with the same piece before
-    notices: list[str] = field(default_factory=list)
-
-    @property
-    def cache(self) -> str:
-        if not self.prefilled_tokens:
-            return "hit"
-        return "partial" if self.memory_tokens or self.restored_tokens else "miss"
-
-
-@dataclass
-class Generation:
-    text: str
-    tokens: int
-    first_token_at: float  # time.monotonic() when the first answer token was sampled (0: none)
-    stopped: str  # "end", "length" or "context"
-    end: int = 0  # position after the last decoded token, where a continuation goes (the end of turn is not decoded)
 
 
 def cache_identity(model_path: Path, settings: Settings) -> str:
@@ -119,7 +81,7 @@ class Engine:
         stats = self.load_prefix(split_pages(_joined(head, pieces), settings.page_tokens), self.store(settings),
                                  on_progress)
         if settings.kv_pieces:
-            _notice(stats, "this model's KV cache cannot place cached pieces elsewhere (a sliding attention window, "
+            notice(stats, "this model's KV cache cannot place cached pieces elsewhere (a sliding attention window, "
                            "or positions that cannot shift): prefix pages instead, reusable behind the same prefix")
         return stats
 
@@ -241,14 +203,14 @@ class Engine:
         loaded = {unit: store.load(LINK_INDEX, key) for unit, key in keys.items()}
         for result in loaded.values():
             if result.status is LoadStatus.CORRUPT:
-                _notice(stats, f"a saved KV link was damaged ({result.reason}); recomputing it")
+                notice(stats, f"a saved KV link was damaged ({result.reason}); recomputing it")
         found = [unit for unit, result in loaded.items() if result.data is not None]
         accepted = restore_links(self._require_context(), [(loaded[unit].data, min(tokens, placement.length(unit)),
                                                              placement.starts[unit]) for unit in found])
         for unit, ok in zip(found, accepted):
             if not ok:
                 store.path(LINK_INDEX, keys[unit]).unlink(missing_ok=True)
-                _notice(stats, "a saved KV link was rejected by llama.cpp; recomputing it")
+                notice(stats, "a saved KV link was rejected by llama.cpp; recomputing it")
         restored = {unit for unit, ok in zip(found, accepted) if ok}
         return [unit for unit in keys if unit not in restored]
 
@@ -257,7 +219,7 @@ class Engine:
         context = self._require_context()
         loaded = store.load(PIECE_INDEX, placement.keys[unit])
         if loaded.status is LoadStatus.CORRUPT:
-            _notice(stats, f"KV piece {unit} was damaged ({loaded.reason}); recomputing it")
+            notice(stats, f"KV piece {unit} was damaged ({loaded.reason}); recomputing it")
         if loaded.data is None:
             return False
         if unit == 0:
@@ -267,7 +229,7 @@ class Engine:
                                      placement.starts[unit])
         if not accepted:
             store.path(PIECE_INDEX, placement.keys[unit]).unlink(missing_ok=True)
-            _notice(stats, f"KV piece {unit} was rejected by llama.cpp; recomputing it")
+            notice(stats, f"KV piece {unit} was rejected by llama.cpp; recomputing it")
         return accepted
 
     def _compute_unit(self, units: list[list[int]], placement: Placement, unit: int) -> bytearray:
@@ -294,13 +256,13 @@ class Engine:
         while index < len(keys):
             loaded = store.load(index, keys[index])
             if loaded.status is LoadStatus.CORRUPT:
-                _notice(stats, f"KV checkpoint {index + 1} was damaged ({loaded.reason}); recomputing from there")
+                notice(stats, f"KV checkpoint {index + 1} was damaged ({loaded.reason}); recomputing from there")
                 break
             if loaded.status is LoadStatus.MISSING:
                 break
             if not context.import_range(loaded.data):
                 store.path(index, keys[index]).unlink(missing_ok=True)
-                _notice(stats, f"KV checkpoint {index + 1} was rejected by llama.cpp; recomputing from there")
+                notice(stats, f"KV checkpoint {index + 1} was rejected by llama.cpp; recomputing from there")
                 break
             index += 1
             self._resident = keys[:index]
@@ -366,9 +328,9 @@ class Engine:
             if pending.result():
                 stats.pages_saved += 1
                 return True
-            _notice(stats, "KV cache size limit reached: later pages are not saved (raise kv_cache_size)")
+            notice(stats, "KV cache size limit reached: later pages are not saved (raise kv_cache_size)")
         except OSError as exc:
-            _notice(stats, f"could not save KV pages: {exc}")
+            notice(stats, f"could not save KV pages: {exc}")
         return False
 
     def generate(self, tokens: list[int], start: int, max_tokens: int, on_text: TextSink | None = None) -> Generation:
@@ -439,8 +401,3 @@ def _common_prefix(left: list[str], right: list[str]) -> int:
 
 def _joined(head: list[int], pieces: list[list[int]]) -> list[int]:
     return [token for part in (head, *pieces) for token in part]
-
-
-def _notice(stats: PrefixStats, message: str) -> None:
-    stats.notices.append(message)
-    log.warning("%s", message)

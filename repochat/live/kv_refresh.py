@@ -23,7 +23,8 @@ from typing import Any, Callable, Iterator
 
 from ..callbacks import Progress
 from ..config import Settings
-from ..engine.session import Engine, PrefixStats
+from ..engine.reports import PrefixStats
+from ..engine.session import Engine
 from ..engine.models import resolve_model
 from ..engine.planner import MIN_CONTEXT, pieces_sound
 from ..errors import RepochatError

@@ -26,7 +26,8 @@ from ..engine.llama import SEQ_MAIN, LlamaContext
 from ..engine.grammar import generate_constrained, preference
 from ..engine.models import resolve_model
 from ..engine.planner import context_bucket
-from ..engine.session import Engine, PrefixStats
+from ..engine.reports import PrefixStats
+from ..engine.session import Engine
 from ..errors import EngineError, IndexStoreError, IndexMissing, ModelError
 from ..index.indexer import update_index
 from ..index.languages import language_for
