@@ -130,7 +130,8 @@ def _tensor_bytes(dims: list[int], type_id: int) -> int:
 
 def _read_tensor_table(reader: _Reader, count: int, alignment: int) -> tuple[int, dict[int, int]]:
     """Returns (bytes from the file start that the tensor data needs, tensor type histogram)."""
-    furthest, types = 0, {}
+    furthest = 0
+    types: dict[int, int] = {}
     for _ in range(count):
         reader.string()
         n_dims = reader.scalar("<I")

@@ -195,10 +195,17 @@ class LlamaContext:
     def _set_batch_seq(self, seq: int) -> None:
         """Make every batch slot belong to ``seq`` (rewritten only when the sequence changes)."""
         if seq != self._batch_seq:
+            batch = self._live_batch()
             for i in range(self.params.n_batch):
-                self._batch.n_seq_id[i] = 1
-                self._batch.seq_id[i][0] = seq
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = seq
             self._batch_seq = seq
+
+    def _live_batch(self) -> llama_cpp.llama_batch:
+        """The batch; after close() it is freed, and a decode says so rather than writing through a null pointer."""
+        if self._batch is None:
+            raise EngineError("the llama.cpp context is closed")
+        return self._batch
 
     def refit_threads(self) -> None:
         """Follow the machine's load between questions when no thread count was given."""
@@ -212,7 +219,9 @@ class LlamaContext:
         return int(llama_cpp.llama_n_threads_batch(self._ctx))
 
     def _apply_lora(self, adapter: object) -> None:
-        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
+        # llama_cpp's hints disagree with themselves: the adapter comes back as c_void_p while the array is typed as
+        # holding POINTER(c_void_p); ctypes takes the address either way.
+        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)  # type: ignore[misc]
         scales = (ctypes.c_float * 1)(1.0)
         if llama_cpp.llama_set_adapters_lora(self._ctx, adapters, 1, scales) != 0:
             raise ModelError(f"could not apply LoRA adapter {self.params.lora}{_last_error()}")
@@ -222,6 +231,7 @@ class LlamaContext:
         if start + len(tokens) > self.n_ctx:
             raise EngineError(f"context full: {start + len(tokens):,} tokens > {self.n_ctx:,}")
         self._set_batch_seq(seq)
+        batch = self._live_batch()
         step = self.params.n_batch
         for offset in range(0, len(tokens), step):
             chunk = tokens[offset:offset + step]
@@ -231,7 +241,7 @@ class LlamaContext:
             self._want_logits[:count] = 0
             if logits_last and offset + count == len(tokens):
                 self._want_logits[count - 1] = 1
-            self._batch.n_tokens = count
+            batch.n_tokens = count
             self._run_batch()
 
     def decode_side_by_side(self, parts: list[tuple[list[int], int, int]]) -> None:
@@ -240,15 +250,16 @@ class LlamaContext:
         count = sum(len(tokens) for tokens, _start, _seq in parts)
         if count > self.params.n_batch:
             raise EngineError(f"{count} tokens side by side exceed the batch of {self.params.n_batch}")
+        batch = self._live_batch()
         slot = 0
         for tokens, start, seq in parts:
             for offset, token in enumerate(tokens):
                 self._tokens[slot], self._positions[slot] = token, start + offset
-                self._batch.seq_id[slot][0] = seq
+                batch.seq_id[slot][0] = seq
                 slot += 1
         self._batch_seq = -1  # the slots' sequences are mixed now
         self._want_logits[:count] = 0
-        self._batch.n_tokens = count
+        batch.n_tokens = count
         self._run_batch()
 
     def _run_batch(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from ..config import Settings
@@ -186,13 +187,13 @@ def make_plan(model_path: Path, repo_tokens: int, settings: Settings, effort: st
     affordable = _tokens_affordable(shape, settings.kv_type, scratch, kv_room, model_context)
     limit = min(settings.ctx or model_context, affordable)
     room = PROMPT_ROOM + settings.max_answer_tokens
-    base = dict(repo_tokens=repo_tokens, model_context=model_context, kv_bytes_per_token=per_token,
-                budget_bytes=budget, model_bytes=model_bytes, context_limit=limit,
-                answer_tokens=settings.max_answer_tokens, kv_type=settings.kv_type)
+    plan = partial(Plan, repo_tokens=repo_tokens, model_context=model_context, kv_bytes_per_token=per_token,
+                   budget_bytes=budget, model_bytes=model_bytes, context_limit=limit,
+                   answer_tokens=settings.max_answer_tokens, kv_type=settings.kv_type)
     whole_fits = repo_tokens + room <= limit
     if effort != "low" and whole_fits and not whole_refused:
-        return Plan(mode="whole", context=context_bucket(repo_tokens + room, limit),
-                    reason=f"repository ({repo_tokens:,} tokens) fits in {limit:,} tokens of context", **base)
+        return plan(mode="whole", context=context_bucket(repo_tokens + room, limit),
+                    reason=f"repository ({repo_tokens:,} tokens) fits in {limit:,} tokens of context")
     retrieval = limit if effort == "high" else retrieval_tokens(model_path, settings, effort)
     context = max(min(retrieval + room, limit), min(MIN_CONTEXT, limit))
     if effort == "low":
@@ -202,7 +203,7 @@ def make_plan(model_path: Path, repo_tokens: int, settings: Settings, effort: st
                   f"(model {model_context:,}, memory {_gib(budget)})")
     else:
         reason = f"repository ({repo_tokens:,} tokens) fits, but {whole_refused}"
-    return Plan(mode="retrieval", context=context, retrieval_tokens=max(context - room, 256), reason=reason, **base)
+    return plan(mode="retrieval", context=context, retrieval_tokens=max(context - room, 256), reason=reason)
 
 
 def pieces_sound(model_path: Path, settings: Settings) -> bool:

@@ -53,11 +53,13 @@ def checked_extra_buffers(model_path: Path, settings: Settings, progress: Progre
         key = probe_key(model_path, settings.gpu_layers, extra)
         if key in _known:
             return extra
-        outcome = records.get(key)
-        if outcome is None:
+        recorded = records.get(key)
+        if recorded is None:
             run = _probe(model_path, extra, settings.gpu_layers, progress)
             outcome = run.outcome
             seed_rate(settings, model_path, extra, run)
+        else:
+            outcome = recorded
         if outcome.startswith(FAILED):  # a Python-level error: loading it in this process reports it properly
             return extra
         if key not in records:

@@ -151,7 +151,7 @@ def _save(settings: Settings, entries: dict[str, dict[str, Any]]) -> None:
 
 def fit(samples: list[Sample]) -> CostModel | None:
     """a, b >= 0 minimizing the relative error of the predicted seconds; None without samples."""
-    rows = [(s.tokens, s.tokens * s.start + s.tokens * s.tokens / 2, s.seconds) for s in samples]
+    rows: list[tuple[float, float, float]] = [(s.tokens, s.tokens * s.start + s.tokens * s.tokens / 2, s.seconds) for s in samples]
     if not rows:
         return None
     depths = [quadratic / linear for linear, quadratic, _ in rows]  # each sample's mean depth

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from tree_sitter import Node, QueryCursor, Tree
 
-from repochat.index.languages import LanguageSpec, ts_query
+from repochat.index.languages import LanguageSpec, node_text, ts_query
 
 # A function defined directly inside one of these is a method.
 METHOD_CONTAINERS = frozenset({"class", "struct", "interface", "trait", "impl", "enum", "object", "record"})
@@ -147,7 +147,7 @@ def _extend_upwards(row: int, leading: Leading, lines: list[str]) -> tuple[int, 
         if lines[start_row][:start_col].strip():
             break
         if is_doc:
-            docs.append(node.text.decode("utf-8", "replace"))
+            docs.append(node_text(node))
         row = start_row
     return row, "\n".join(reversed(docs))
 
@@ -160,9 +160,9 @@ def _body_rows(body: Node | None) -> tuple[int, ...]:
 
 def _definition(match: _Match, leading: Leading, lines: list[str], source: bytes) -> Definition:
     start_row, comments = _extend_upwards(match.node.start_point.row, leading, lines)
-    doc = match.doc.text.decode("utf-8", "replace") if match.doc is not None else comments
-    name = match.name.text.decode("utf-8", "replace")
-    owner = match.parent.text.decode("utf-8", "replace") + "." if match.parent is not None else ""
+    doc = node_text(match.doc) if match.doc is not None else comments
+    name = node_text(match.name)
+    owner = node_text(match.parent) + "." if match.parent is not None else ""
     return Definition(match.kind, name, owner + name, match.node.start_byte, match.node.end_byte, start_row,
                       _end_row(match.node), _signature(match, source, leading), clean_doc(doc) if doc else "",
                       match.name.start_byte, _body_rows(match.body))

@@ -6,11 +6,14 @@ import importlib.util
 import zipfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from ..errors import ModelError
+
+if TYPE_CHECKING:  # at run time _minilm_tokenizer imports it, when first called
+    from tokenizers import Tokenizer
 
 MAX_EMBED_TOKENS = 128  # short form only: signature + doc + head; longer input costs time, not recall
 
@@ -107,7 +110,7 @@ def _onnx_path() -> Path:
 
 
 @lru_cache(maxsize=1)
-def _minilm_tokenizer():  # type: ignore[no-untyped-def]
+def _minilm_tokenizer() -> Tokenizer:
     from tokenizers import Tokenizer
 
     spec = importlib.util.find_spec("all_minilm_l6_v2")

@@ -16,7 +16,7 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import PurePosixPath
 
-from tree_sitter import Language, Parser, Query
+from tree_sitter import Language, Node, Parser, Query
 
 from repochat.errors import ConfigError
 
@@ -96,10 +96,11 @@ def _by_suffix() -> dict[str, LanguageSpec | TextFormat]:
     """Lower-case extension or exact file name -> language or text format (file names win)."""
     table: dict[str, LanguageSpec | TextFormat] = {}
     specs, formats = _catalog()
-    for entry in (*specs, *formats):
+    entries: tuple[LanguageSpec | TextFormat, ...] = (*specs, *formats)
+    for entry in entries:
         for ext in entry.extensions:
             table.setdefault(ext, entry)
-    for entry in (*specs, *formats):
+    for entry in entries:
         for filename in entry.filenames:
             table["/" + filename] = entry
     return table
@@ -177,6 +178,15 @@ def ts_parser(spec: LanguageSpec) -> Parser:
 
 
 @cache
+def node_text(node: Node) -> str:
+    """A node's source text. Trees here are parsed from bytes, so tree-sitter keeps their text (``Node.text`` is None
+    only for a tree parsed through a read callback)."""
+    text = node.text
+    if text is None:
+        raise ValueError(f"tree-sitter kept no text for a {node.type} node")
+    return text.decode("utf-8", "replace")
+
+
 def ts_query(spec: LanguageSpec, filename: str) -> Query:
     """The compiled query of grammars/<language>/<filename>, compiled once per process."""
     return Query(ts_language(spec), query_source(spec, filename))

@@ -13,7 +13,7 @@ from functools import cache
 from tree_sitter import Query, QueryCursor, Tree
 
 from repochat.index.definitions import METHOD_CONTAINERS, Definition
-from repochat.index.languages import LanguageSpec, ts_query
+from repochat.index.languages import LanguageSpec, node_text, ts_query
 from repochat.records import Symbol
 
 _ROLES = {"definition": "definition", "reference": "reference"}
@@ -94,6 +94,6 @@ def extract_symbols(spec: LanguageSpec, tree: Tree, path: str, definitions: list
                 if role == "definition" and kind == "function" and enclosing is not None \
                         and enclosing.kind in METHOD_CONTAINERS:
                     symbol_kind = "method"  # a declaration inside a class body, as chunks name it
-            name = node.text.decode("utf-8", "replace")
+            name = node_text(node)
             found[offset] = Symbol(path, name, symbol_kind, role, node.start_point.row + 1, scope)
     return [found[offset] for offset in sorted(found)]

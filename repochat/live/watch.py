@@ -213,7 +213,8 @@ class IndexWatcher:
         watches = _TopLevelWatches(self._observer, self.root, excluded)
         self._observer.daemon = True
         self._observer.start()  # first: a folder created while the watches are being set up is then seen as well
-        watches.start(_ChangeCollector(self.root, (index,), self._changed, watches.folder_changed))
+        ignored = (index,) if isinstance(index, Path) else ()  # an index in a bucket is in no watched folder
+        watches.start(_ChangeCollector(self.root, ignored, self._changed, watches.folder_changed))
         self._worker.start()
         return self
 

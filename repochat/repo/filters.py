@@ -18,14 +18,15 @@ class _PatternSet:
     each pattern in turn, which dominated walking a large repository."""
 
     def __init__(self, lines: list[str]) -> None:
-        patterns = [p for p in pathspec.PathSpec.from_lines("gitignore", lines).patterns if p.regex is not None]
-        self._include = self._join([p for p in patterns if p.include])
-        self._exclude = self._join([p for p in patterns if not p.include])
+        patterns = [(p.include, p.regex) for p in pathspec.PathSpec.from_lines("gitignore", lines).patterns
+                    if p.regex is not None]
+        self._include = self._join([regex for include, regex in patterns if include])
+        self._exclude = self._join([regex for include, regex in patterns if not include])
 
     @staticmethod
-    def _join(patterns: list) -> re.Pattern[str] | None:  # type: ignore[type-arg]
+    def _join(regexes: list[re.Pattern[str]]) -> re.Pattern[str] | None:
         # pathspec names a group in each pattern; the names would clash once joined
-        parts = [re.sub(r"\(\?P<\w+>", "(?:", p.regex.pattern) for p in patterns]
+        parts = [re.sub(r"\(\?P<\w+>", "(?:", regex.pattern) for regex in regexes]
         return re.compile("|".join(f"(?:{part})" for part in parts)) if parts else None
 
     def match_file(self, path: str) -> bool:

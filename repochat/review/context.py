@@ -15,12 +15,14 @@ import difflib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..index.definitions import Definition, extract_definitions
 from ..index.languages import language_for, ts_parser
 from ..index.pieces import split_lines
 from ..index.parse import parse_file
-from ..index.store import IndexStore, sql_quote
+from ..index.schema import sql_quote
+from ..index.store import IndexStore
 from ..repo.secret_rules import withhold_secret_lines
 from ..retrieve.repomap import rank_definitions, render_map
 from ..retrieve.symbols import find_symbols
@@ -146,13 +148,13 @@ def _render_changed(change: FileChange, lines: list[str], shown: list[int]) -> s
 
 
 # --- callers and callees from the index ------------------------------------------------------------------------
-def _covering_chunk(store: IndexStore, path: str, line: int) -> dict | None:  # type: ignore[type-arg]
+def _covering_chunk(store: IndexStore, path: str, line: int) -> dict[str, Any] | None:
     rows = store.table("chunks").search().where(
         f"path = {sql_quote(path)} AND start_line <= {line} AND end_line >= {line}").limit(20).to_list()
     return min(rows, key=lambda r: r["end_line"] - r["start_line"], default=None)
 
 
-def _excerpt(title: str, chunk: dict, focus: int) -> Excerpt:  # type: ignore[type-arg]
+def _excerpt(title: str, chunk: dict[str, Any], focus: int) -> Excerpt:
     """The chunk's lines around ``focus`` (its head when it is short enough), numbered."""
     lines = withhold_secret_lines(chunk["text"].split("\n"), chunk["path"])  # an index built by older rules
     start = chunk["start_line"]
