@@ -27,14 +27,24 @@ ANSWER_INSTRUCTIONS = {"en": "Give the answer.", "ja": "日本語で答えてく
 
 
 class ExcerptLike(Protocol):
-    path: str
-    start_line: int
-    end_line: int
-    text: str
-    symbol: str  # the definition it holds ("" for other lines)
-    kind: str  # its index kind (function, class, ...; "map" for the repository map)
-    rank: int  # its place in the search ranking (lower is better)
-    file_rank: int  # a question about files: its file's place in the file ranking (lower is better)
+    """What a prompt reads of an excerpt (retrieve.excerpts.Excerpt, a frozen dataclass: read-only here too)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def start_line(self) -> int: ...
+    @property
+    def end_line(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...  # the definition it holds ("" for other lines)
+    @property
+    def kind(self) -> str: ...  # its index kind (function, class, ...; "map" for the repository map)
+    @property
+    def rank(self) -> int: ...  # its place in the search ranking (lower is better)
+    @property
+    def file_rank(self) -> int: ...  # a question about files: its file's place in the file ranking (lower is better)
 
 
 @dataclass(frozen=True)
@@ -123,7 +133,7 @@ class Prompter:
                 prompt.paths.append(rendered.path)
         return prompt
 
-    def excerpts(self, excerpts: list[ExcerptLike], max_tokens: int) -> Prompt:
+    def excerpts(self, excerpts: Sequence[ExcerptLike], max_tokens: int) -> Prompt:
         """Retrieved excerpts in the given order, as many as fit in ``max_tokens`` (the head included)."""
         prompt = Prompt(list(self.head), list(self.head))
         for excerpt in excerpts:
