@@ -103,8 +103,8 @@ class Engine:
             links = missing_links(placement, store, kept, settings.piece_link_tokens)
             return placement.prefill_spans(done, links, settings.piece_link_tokens)
         tokens = _joined(head, pieces)
-        done = self.reusable_tokens(split_pages(tokens, settings.page_tokens), self.store(settings))
-        return [(len(tokens) - done, done)] if len(tokens) > done else []
+        reused = self.reusable_tokens(split_pages(tokens, settings.page_tokens), self.store(settings))
+        return [(len(tokens) - reused, reused)] if len(tokens) > reused else []
 
     def store(self, settings: Settings, pieces: bool = False) -> PageStore:
         """The page store of this engine's cache identity in ``settings``' cache (its pieces or its prefix pages)."""
@@ -204,9 +204,9 @@ class Engine:
         for result in loaded.values():
             if result.status is LoadStatus.CORRUPT:
                 notice(stats, f"a saved KV link was damaged ({result.reason}); recomputing it")
-        found = [unit for unit, result in loaded.items() if result.data is not None]
-        accepted = restore_links(self._require_context(), [(loaded[unit].data, min(tokens, placement.length(unit)),
-                                                             placement.starts[unit]) for unit in found])
+        found = {unit: result.data for unit, result in loaded.items() if result.data is not None}
+        accepted = restore_links(self._require_context(), [(data, min(tokens, placement.length(unit)),
+                                                             placement.starts[unit]) for unit, data in found.items()])
         for unit, ok in zip(found, accepted):
             if not ok:
                 store.path(LINK_INDEX, keys[unit]).unlink(missing_ok=True)
@@ -258,7 +258,7 @@ class Engine:
             if loaded.status is LoadStatus.CORRUPT:
                 notice(stats, f"KV checkpoint {index + 1} was damaged ({loaded.reason}); recomputing from there")
                 break
-            if loaded.status is LoadStatus.MISSING:
+            if loaded.status is LoadStatus.MISSING or loaded.data is None:  # data is None only when missing
                 break
             if not context.import_range(loaded.data):
                 store.path(index, keys[index]).unlink(missing_ok=True)
