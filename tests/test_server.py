@@ -25,7 +25,7 @@ from mcp.shared.exceptions import MCPError
 from repo_support import git, write_files
 from repochat.config import Settings
 from repochat.engine.models import resolve_model
-from repochat.live.server import STOPPED, CancelToken, ModelQueue
+from repochat.live.model_queue import STOPPED, CancelToken, ModelQueue
 
 SERVE = [sys.executable, "-m", "repochat", "serve"]
 TOOLS = {"search_code", "ask", "review_diff", "find_symbol", "find_references", "repo_map", "index_status"}
@@ -474,7 +474,7 @@ def test_the_sdk_internal_serve_relies_on_is_still_there(tmp_path: Path) -> None
 def test_the_engine_is_closed_only_after_the_running_decode_gives_up_its_turn() -> None:
     """Shutdown frees the engine in a turn of its own: never while a request (or a refresh) still decodes."""
     from repochat.live.kv_refresh import EngineTurns
-    from repochat.live.server import close_engine_when_stopped
+    from repochat.live.model_queue import close_engine_when_stopped
 
     turns = EngineTurns()
     decoding, stop = threading.Event(), threading.Event()

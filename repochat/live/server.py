@@ -1,44 +1,41 @@
 """`repochat serve`: the repository's index, symbols, map and model as MCP tools over stdio.
 
 Editors and coding agents start this as a subprocess and speak JSON-RPC to it. Stdout carries protocol messages only
-(the SDK moves file descriptor 1 aside, so even C libraries printing there end up on stderr); logs go to stderr.
+(the SDK moves file descriptor 1 aside, so even C libraries printing there end up on stderr); logs go to stderr. The
+transport, with the error replies the SDK does not give, is stdio.py's.
 
 Requests that use the model (ask, review_diff) run one at a time in arrival order on one loaded engine, whose KV pages
 stay in memory between requests; an MCP cancellation takes a request out of the queue or stops it at the next page
-or token. Index queries run concurrently with each other, but never during an index update (see watch.IndexGate).
-After an index update, the KV pieces of what changed are computed in the background on the loaded engine; a
-request never waits for that longer than one piece, or one batch of a piece computed alone (see kv_refresh).
+or token (see model_queue). Index queries run concurrently with each other, but never during an index update (see
+watch.IndexGate). After an index update, the KV pieces of what changed are computed in the background on the loaded
+engine; a request never waits for that longer than one piece, or one batch of a piece computed alone (see
+kv_refresh).
 """
 
 from __future__ import annotations
 
-import io
-import json
 import logging
-import os
 import sys
 import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, AsyncIterator, BinaryIO, Callable, Iterator, Literal, TypeVar
+from typing import Annotated, Any, Callable, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
-from mcp.shared.message import SessionMessage
-from anyio.streams.memory import MemoryObjectSendStream
-from mcp_types import CallToolResult, ErrorData, JSONRPCError
-from mcp_types.jsonrpc import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
-from pydantic import Field, ValidationError
+from mcp_types import CallToolResult
+from mcp_types.jsonrpc import INVALID_PARAMS
+from pydantic import Field
 
 from ..callbacks import Progress
 from ..config import Settings
 from ..errors import RepochatError
 from ..index.indexer import update_index
-from .kv_refresh import EngineTurns, KvRefresher
+from .kv_refresh import KvRefresher
+from .model_queue import CancelToken, ModelQueue, RequestCancelled, close_engine_when_stopped
+from .stdio import run_stdio
 from .tools import ServerTools
 from .watch import IndexGate, IndexWatcher
 
@@ -49,65 +46,6 @@ FILE_URI = "repo://files/{+path}"
 # after that (freeing llama.cpp's context under a decode crashes the process); past this, the process exits with the
 # engine still allocated, which the OS reclaims.
 ENGINE_STOP_WAIT_S = 60.0
-STOPPED = "stopped at its next page or token"  # logged when a cancelled request's work really stopped
-
-
-class RequestCancelled(Exception):
-    """Raised inside a running model request when its client cancelled it."""
-
-
-class CancelToken:
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self.honoured = False  # the work saw the cancellation and stopped, rather than finishing first
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    def check(self) -> None:
-        if self._event.is_set():
-            self.honoured = True
-            raise RequestCancelled
-
-
-class ModelQueue:
-    """One model request at a time, first come first served; waiting and running requests can be cancelled.
-    ``turns`` is shared with the background KV refresh, which gives the engine up when a request waits."""
-
-    def __init__(self, turns: EngineTurns | None = None) -> None:
-        self._lock = anyio.Lock()
-        self._running: dict[CancelToken, threading.Event] = {}
-        self.turns = turns or EngineTurns()
-
-    async def run(self, job: Callable[[CancelToken], T]) -> T:
-        token = CancelToken()
-        async with self._lock:  # a request cancelled while waiting here simply leaves the queue
-            finished = threading.Event()
-            self._running[token] = finished
-
-            def work() -> T:
-                try:
-                    with self.turns.foreground():
-                        token.check()
-                        return job(token)
-                finally:
-                    finished.set()
-
-            try:
-                return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
-            except anyio.get_cancelled_exc_class():
-                token.cancel()  # the worker stops at its next page or token; the model stays ours until then
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(finished.wait)
-                log.info("cancelled model request %s", STOPPED if token.honoured else "had already finished")
-                raise
-            finally:
-                self._running.pop(token, None)
-
-    def cancel_all(self) -> None:
-        """Ask every running request to stop at its next page or token (``close_engine_when_stopped`` waits)."""
-        for token in list(self._running):
-            token.cancel()
 
 
 class RepochatMCP(MCPServer[Any]):
@@ -286,7 +224,7 @@ def serve_stdio(root: Path, settings: Settings, live: bool = True) -> None:
         refresher.start()
         watcher.start()
     try:
-        anyio.run(_run_stdio, server)
+        anyio.run(run_stdio, server)
     finally:
         queue.cancel_all()  # a request still running stops at its next page or token ...
         if refresher is not None:
@@ -318,126 +256,6 @@ def _update_once_then_open(root: Path, settings: Settings, gate: IndexGate) -> N
             gate.open()
 
     threading.Thread(target=update, name="repochat-index-once", daemon=True).start()
-
-
-def close_engine_when_stopped(turns: EngineTurns, close: Callable[[], None], timeout: float) -> bool:
-    """Run ``close`` once nothing decodes: in a turn of its own, which a request or a refresh gives up only when it
-    stops, and which keeps anything new from starting meanwhile. False if the turn did not come within ``timeout``
-    (then ``close`` runs later, if ever: never under a decode)."""
-    closed = threading.Event()
-
-    def close_in_turn() -> None:
-        try:
-            with turns.foreground():
-                close()
-        except Exception:  # noqa: BLE001 - shutting down: report and go on
-            log.exception("closing the engine failed")
-        finally:
-            closed.set()
-
-    threading.Thread(target=close_in_turn, name="repochat-close-engine", daemon=True).start()
-    return closed.wait(timeout)
-
-
-async def _run_stdio(server: RepochatMCP) -> None:
-    """The SDK's stdio transport, plus error replies where the SDK gives none: to lines that are not JSON-RPC (it
-    only logs those) and to requests whose id is not allowed (it takes them for notifications).
-
-    MCPServer runs its low-level server only on streams it opens itself (run_stdio_async), so the screened stream
-    is handed to ``_lowlevel_server``, the SDK's one internal used here: pyproject pins mcp to the 2.x line, and
-    test_server checks that this attribute is still the low-level Server."""
-    lowlevel = server._lowlevel_server
-    refuse, refusals = anyio.create_memory_object_stream[JSONRPCError](64)
-    with _protocol_stdin() as raw_stdin:
-        lines = anyio.wrap_file(io.TextIOWrapper(raw_stdin, encoding="utf-8", errors="replace"))
-        async with stdio_server(stdin=_valid_ids(lines, refuse)) as (read_stream, write_stream):  # type: ignore[arg-type]
-            forward, screened = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-
-            async def reply(error: JSONRPCError) -> None:
-                try:
-                    await write_stream.send(SessionMessage(error))
-                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                    pass  # the server is shutting down: nobody reads replies any more
-
-            async def screen() -> None:
-                async with forward:
-                    async for item in read_stream:
-                        if isinstance(item, Exception):
-                            await reply(_protocol_error(item))
-                        else:
-                            await forward.send(item)
-
-            async def answer_refusals() -> None:
-                async with refusals:
-                    async for refusal in refusals:
-                        await reply(refusal)
-
-            async with anyio.create_task_group() as group:
-                group.start_soon(screen)
-                group.start_soon(answer_refusals)
-                await lowlevel.run(screened, write_stream, lowlevel.create_initialization_options())
-                group.cancel_scope.cancel()
-
-
-@contextmanager
-def _protocol_stdin() -> Iterator[BinaryIO]:
-    """The client's stdin for the protocol alone, as the SDK does when it opens stdin itself: the wire is read from a
-    private duplicate, and fd 0 points at the null device meanwhile, so that no child process (git) reads a message.
-    The duplicate is never closed: a reader thread may still be blocked on it when the server returns."""
-    try:
-        private = os.dup(0)  # not inheritable: children never get it
-        null = os.open(os.devnull, os.O_RDONLY)
-    except OSError:  # no usable fd 0: read what Python has
-        yield sys.stdin.buffer
-        return
-    os.dup2(null, 0)
-    os.close(null)
-    try:
-        yield os.fdopen(private, "rb", closefd=False)
-    finally:
-        os.dup2(private, 0)
-
-
-async def _valid_ids(lines: AsyncIterator[str], refuse: MemoryObjectSendStream[JSONRPCError]) -> AsyncIterator[str]:
-    """The lines of stdin, less the requests whose id is not allowed; each of those gets an Invalid Request reply."""
-    async with refuse:
-        async for line in lines:
-            refusal = _invalid_id(line)
-            if refusal is None:
-                yield line
-            else:
-                await refuse.send(refusal)
-
-
-def _invalid_id(line: str) -> JSONRPCError | None:
-    """The error reply to a request whose id MCP does not allow, else None.
-
-    JSON-RPC 2.0 allows a string, a number or null; MCP narrows it to a string or an integer, never null. The SDK
-    reads a request with any other id (an object, a list, a fraction, true, null) as a notification and never
-    answers, so the client waits forever. As JSON-RPC requires for an Invalid Request, the reply's id is null."""
-    try:
-        message = json.loads(line)
-    except (ValueError, RecursionError):
-        return None  # not JSON (or nested too deep for us): the SDK replies with a parse error
-    if not isinstance(message, dict) or "id" not in message or "method" not in message:
-        return None
-    request_id = message["id"]
-    if isinstance(request_id, str) or (isinstance(request_id, int) and not isinstance(request_id, bool)):
-        return None
-    text = f"invalid request: the id must be a string or an integer, not {_JSON_KINDS.get(type(request_id), 'that')}"
-    log.warning("%s", text)
-    return JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=INVALID_REQUEST, message=text))
-
-
-_JSON_KINDS = {dict: "an object", list: "an array", float: "a fraction", bool: "a boolean", type(None): "null"}
-
-
-def _protocol_error(exc: Exception) -> JSONRPCError:
-    not_json = isinstance(exc, ValidationError) and any(e["type"] == "json_invalid" for e in exc.errors())
-    code, message = (PARSE_ERROR, "parse error: not JSON") if not_json else \
-        (INVALID_REQUEST, "invalid request: not a JSON-RPC 2.0 message")
-    log.warning("%s", message)
-    return JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=code, message=message))
 
 
 def _log_to_stderr() -> None:
