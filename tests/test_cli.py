@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from repochat.cli.main import cli
-from repochat.index.store import FOLDER
+from repochat.index.schema import FOLDER
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo"
 

@@ -16,7 +16,8 @@ import pytest
 from repochat.config import load_settings
 from repochat.errors import IndexStoreError, IndexMissing
 from repochat.index.indexer import update_index
-from repochat.index.store import FOLDER, IndexStore
+from repochat.index.schema import FOLDER
+from repochat.index.store import IndexStore
 
 from repo_support import git, write_files
 

@@ -25,7 +25,8 @@ from repochat.index import indexer, upkeep
 from repochat.index.indexer import count_pending_embeddings, embed_pending, update_index
 from repochat.index.lance_errors import IndexDamaged
 from repochat.index.lock import WAIT_NOTICE, IndexBusy, index_write_lock
-from repochat.index.store import FOLDER, IndexStore
+from repochat.index.schema import FOLDER
+from repochat.index.store import IndexStore
 from repochat.retrieve.excerpts import fresh_index
 from repochat.retrieve.search import search
 from repochat.retrieve.symbols import find_symbols

@@ -21,7 +21,8 @@ from repochat.config import load_settings
 from repochat.index import upkeep
 from repochat.index.indexer import embed_pending, update_index
 from repochat.index.location import IndexReadOnly, ObjectFolder
-from repochat.index.store import FOLDER, IndexStore
+from repochat.index.schema import FOLDER
+from repochat.index.store import IndexStore
 from repochat.retrieve.excerpts import fresh_index
 from repochat.retrieve.search import search
 from repochat.retrieve.symbols import find_symbols

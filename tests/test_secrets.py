@@ -24,7 +24,8 @@ from click.testing import CliRunner
 from repochat.cli.main import cli
 from repochat.config import Settings, load_settings
 from repochat.index.indexer import update_index
-from repochat.index.store import FOLDER, IndexStore
+from repochat.index.schema import FOLDER
+from repochat.index.store import IndexStore
 from repochat.repo.secret_rules import WITHHELD
 from repochat.answer.prefix import load_repository
 from repochat.review.run import PROMPT_TOKENS, build_context, select_files

@@ -265,7 +265,7 @@ def _sites(store: IndexStore, texts: _FileTexts, asked: Lookup, definitions: lis
 
 def _calls_inside(store: IndexStore, owners: set[str]) -> list[Site]:
     """Calls made directly inside the given definitions (by qualified name)."""
-    from ..index.store import sql_quote
+    from ..index.schema import sql_quote
 
     if not owners:
         return []

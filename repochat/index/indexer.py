@@ -31,7 +31,8 @@ from .lance_errors import IndexDamaged
 from .location import refuse_writes
 from .lock import IndexBusy, index_write_lock, lock_notice
 from .parse import parse_file
-from .store import IndexStore, chunk_row
+from .schema import chunk_row
+from .store import IndexStore
 from .upkeep import damage, maintain
 
 log = logging.getLogger("repochat.index")

@@ -5,87 +5,34 @@ content hash) last, so an interrupted run leaves files whose hash was not record
 Writers take the index lock (lock.py) first; readers need none, since they read a published snapshot of versions.
 Every LanceDB call goes through a guard that turns its errors (a truncated data file, a deleted index, an unwritable
 folder) into one-line IndexStoreErrors (lance_errors.py); probing for damage, repair and compaction are upkeep.py's.
-The folder may be a prefix in an S3 bucket (location.py): the tables and meta.json are then both there.
+The folder may be a prefix in an S3 bucket (location.py): the tables and meta.json are then both there. What the
+tables hold is schema.py's, meta.json (and the snapshot in it) meta.py's, and the whole-table reads kept in memory
+table_views.py's.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 os.environ.setdefault("LANCEDB_LOG", "error")  # lance's Rust warnings (deprecations, "creating dataset") are noise
 import pyarrow as pa  # noqa: E402
 from lancedb.index import FTS  # noqa: E402  (imports lancedb, after LANCEDB_LOG is set)
 
-from ..atomic import write_atomic
 from ..errors import IndexStoreError, IndexMissing
-from ..records import Chunk, Symbol
+from ..records import Symbol
 from .lance_errors import LANCE_ERRORS, Guarded, IndexDamaged, detail, writing
 from .location import (IndexDir, IndexUnreachable, ObjectFolder, access_problem, connect, is_remote,
                        remove_tree)
+from .meta import META_FILE, pinned_version, read_meta, record_snapshot, write_meta
+from .schema import (CHUNKS, CONTENT_TABLES, FILES, FOLDER, FTS_COLUMNS, FTS_CONFIG, SCHEMA_VERSION, SNAPSHOT_TABLES,
+                     SYMBOLS, sql_quote)
+from .table_views import (DIRECTORY_CACHE, VECTOR_CACHE, ChunkDirectory, cached, load_chunk_directory,
+                          load_vector_matrix)
 
-SCHEMA_VERSION = 4  # 4: the secret rules of issue 10 (an index built before may hold what they now leave out)
-FOLDER = f"index-v{SCHEMA_VERSION}"
 _IN_BATCH = 400  # paths per `path IN (...)` filter
-
-CHUNKS = pa.schema([
-    ("path", pa.string()), ("language", pa.string()), ("kind", pa.string()), ("symbol", pa.string()),
-    ("start_line", pa.int32()), ("end_line", pa.int32()), ("text", pa.string()), ("context", pa.string()),
-    ("signature", pa.string()), ("doc", pa.string()), ("tokens", pa.int32()),
-    ("search_text", pa.string()), ("names", pa.string()), ("code", pa.string()), ("embed_key", pa.string()),
-])
-SYMBOLS = pa.schema([
-    ("path", pa.string()), ("name", pa.string()), ("kind", pa.string()), ("role", pa.string()),
-    ("line", pa.int32()), ("scope", pa.string()),
-])
-FILES = pa.schema([
-    ("path", pa.string()), ("sha", pa.string()), ("size", pa.int64()), ("mtime", pa.float64()),
-    ("language", pa.string()), ("status", pa.string()), ("chunks", pa.int32()), ("tokens", pa.int64()),
-])
-# The whole text; the definition's name and parameters alone; and its code without its own doc, so that what the
-# code does is matched on its identifiers without a neighbour's docstring outweighing it.
-FTS_COLUMNS = ("search_text", "names", "code")
-FTS_CONFIG = dict(base_tokenizer="icu", stem=True, remove_stop_words=True, ascii_folding=True, lower_case=True)
-
-
-def sql_quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-SNAPSHOT_TABLES = ("chunks", "symbols", "files")
-CONTENT_TABLES = {"chunks": CHUNKS, "symbols": SYMBOLS, "files": FILES}  # rebuilt together: files rows count chunks
-_VECTOR_CACHE: dict[str, Any] = {}  # the last vector matrix loaded
-_DIRECTORY_CACHE: dict[str, Any] = {}  # the last chunk directory loaded
-
-
-@dataclass
-class ChunkDirectory:
-    """Rows of (path, start_line, end_line, symbol, _rowid), by embed key, by the last part of the symbol and by
-    path."""
-
-    by_embed_key: dict[str, list[dict[str, Any]]]
-    by_name: dict[str, list[dict[str, Any]]]
-    by_path: dict[str, list[dict[str, Any]]]  # in line order
-
-    @staticmethod
-    def of(rows: list[dict[str, Any]]) -> ChunkDirectory:
-        directory = ChunkDirectory({}, {}, {})
-        for row in sorted(rows, key=lambda row: (row["path"], row["start_line"])):
-            key = row.pop("embed_key")
-            if key:
-                directory.by_embed_key.setdefault(key, []).append(row)
-            if row["symbol"]:
-                directory.by_name.setdefault(row["symbol"].rsplit(".", 1)[-1], []).append(row)
-            directory.by_path.setdefault(row["path"], []).append(row)
-        return directory
-
-    def chunk_at(self, path: str, line: int) -> dict[str, Any] | None:
-        return next((row for row in self.by_path.get(path, ()) if row["start_line"] <= line <= row["end_line"]),
-                    None)
 
 
 class IndexStore:
@@ -104,13 +51,12 @@ class IndexStore:
     def open(cls, index_dir: IndexDir, pinned: bool = True) -> "IndexStore":
         """An existing index, or IndexMissing / IndexStoreError with what to do about it."""
         path = index_dir / FOLDER
-        meta_file = path / "meta.json"
-        if not meta_file.is_file():
+        if not (path / META_FILE).is_file():
             if index_dir.is_dir() and any(p.name.startswith("index-v") for p in index_dir.iterdir()):
                 raise IndexMissing("the index was built by another repochat version; run `repochat index`")
             raise IndexMissing("no index yet; run `repochat index` first")
         try:
-            meta = _read_meta(meta_file)
+            meta = read_meta(path)
             db = connect(path / "db")
         except (ValueError, OSError, RuntimeError) as exc:
             raise IndexDamaged(path, detail(exc)) from exc
@@ -127,7 +73,7 @@ class IndexStore:
         """Catch up with what other writers did since this writer opened (call it holding the index lock): an
         open LanceDB table keeps the version it was opened at, and meta.json may have moved on."""
         try:
-            self.meta = _read_meta(self.path / "meta.json")
+            self.meta = read_meta(self.path)
         except (ValueError, OSError) as exc:
             raise IndexDamaged(self.path, detail(exc)) from exc
         self._tables.clear()
@@ -180,21 +126,13 @@ class IndexStore:
             writing(self.path, lambda: self._db.create_table(name, schema=schema, mode="overwrite"))
 
     def write_meta(self) -> None:
-        """Replace meta.json atomically, through a temporary file of this writer's own (two writers must never
-        share one: the second rename would find it gone). In a bucket, one PUT is atomic by itself."""
-        if isinstance(self.path, ObjectFolder):
-            (self.path / "meta.json").write_text(json.dumps(self.meta))
-            return
-        try:
-            write_atomic(self.path / "meta.json", json.dumps(self.meta).encode(), prefix="meta.", suffix=".json.tmp")
-        except OSError as exc:
-            raise IndexStoreError(f"cannot write the index at {self.path}: {detail(exc)}") from exc
+        write_meta(self.path, self.meta)
 
     def table(self, name: str) -> Any:
         if name not in self._tables:
             def opened() -> Any:
                 table = self._db.open_table(name)
-                version = self.meta.get("snapshot", {}).get(name) if self._pinned else None
+                version = pinned_version(self.meta, name) if self._pinned else None
                 if version:
                     table.checkout(version)
                 return table
@@ -205,13 +143,9 @@ class IndexStore:
         return self._tables[name]
 
     def publish_snapshot(self) -> None:
-        """Record the table versions of a complete update: what readers opened from now on will see. The
-        snapshot before it is kept too: readers opened just before this may still be on it (see upkeep.maintain)."""
+        """Record the table versions of a complete update: what readers opened from now on will see."""
         names = SNAPSHOT_TABLES + (("vectors",) if "vectors" in self.table_names() else ())
-        snapshot = {name: self.table(name).version for name in names}
-        if self.meta.get("snapshot") != snapshot:
-            self.meta["previous_snapshot"] = self.meta.get("snapshot", {})
-        self.meta["snapshot"] = snapshot
+        record_snapshot(self.meta, {name: self.table(name).version for name in names})
         self.write_meta()
 
     def reset_content(self) -> None:
@@ -237,7 +171,7 @@ class IndexStore:
 
     def _snapshot_moved(self) -> bool:
         try:
-            return _read_meta(self.path / "meta.json").get("snapshot") != self.meta.get("snapshot")
+            return read_meta(self.path).get("snapshot") != self.meta.get("snapshot")
         except (ValueError, OSError):
             return False
 
@@ -349,22 +283,20 @@ class IndexStore:
     def vector_matrix(self) -> tuple[list[str], Any]:
         """All vectors as (keys, float32 matrix), cached per table version: a brute-force dot product over tens of
         thousands of 384-d vectors takes a few milliseconds, several times less than a LanceDB flat search."""
-        return self._cached(_VECTOR_CACHE, "vectors", _load_vector_matrix)  # type: ignore[no-any-return]
+        return self._cached(VECTOR_CACHE, "vectors", load_vector_matrix)  # type: ignore[no-any-return]
 
     def chunk_directory(self) -> ChunkDirectory:
         """Where every chunk is, by embed key, defined name and path, cached per table version: a vector hit, a name
         the query mentions or a definition's line becomes a chunk without a query (a filtered scan costs more than a
         whole search)."""
-        return self._cached(_DIRECTORY_CACHE, "chunks", _load_chunk_directory)  # type: ignore[no-any-return]
+        return self._cached(DIRECTORY_CACHE, "chunks", load_chunk_directory)  # type: ignore[no-any-return]
 
     def _cached(self, cache: dict[str, Any], name: str, load: Callable[[Any], Any]) -> Any:
         """``load(table)`` of table ``name``, kept in ``cache`` (one entry) until the index or the version read
         changes (a server asks the same index many times)."""
         table = self.table(name)
-        key = (str(self.path), self.meta.get("snapshot", {}).get(name) if self._pinned else table.version)
-        if cache.get("key") != key:
-            cache.update(key=key, value=load(table))
-        return cache["value"]
+        key = (str(self.path), pinned_version(self.meta, name) if self._pinned else table.version)
+        return cached(cache, key, lambda: load(table))
 
     def has_vectors(self) -> bool:
         return self.has_table("vectors") and self.table("vectors").count_rows() > 0
@@ -375,31 +307,3 @@ class IndexStore:
     def table_names(self) -> list[str]:
         return list(self._guard(lambda: self._db.list_tables().tables))
 
-
-def _read_meta(meta_file: IndexDir) -> dict[str, Any]:
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    if not isinstance(meta, dict):
-        raise ValueError(f"meta.json holds a {type(meta).__name__}, not an object")
-    return meta
-
-
-def chunk_row(chunk: Chunk, search_text: str, names: str, code: str, embed_key: str) -> dict[str, Any]:
-    row = dict(vars(chunk))  # dataclasses.asdict deep-copies field by field: 10x slower on 50K chunks
-    row["search_text"] = search_text
-    row["names"] = names
-    row["code"] = code
-    row["embed_key"] = embed_key
-    return row
-
-
-def _load_vector_matrix(table: Any) -> tuple[list[str], Any]:
-    data = table.search().select(["embed_key", "vector"]).limit(None).to_arrow()
-    vectors = data.column("vector").combine_chunks()
-    matrix = vectors.values.to_numpy(zero_copy_only=False).reshape(len(vectors), -1)
-    return data.column("embed_key").to_pylist(), matrix
-
-
-def _load_chunk_directory(table: Any) -> ChunkDirectory:
-    rows = table.search().select(["embed_key", "symbol", "path", "start_line", "end_line"]).with_row_id(True) \
-        .limit(None).to_arrow().to_pylist()
-    return ChunkDirectory.of(rows)

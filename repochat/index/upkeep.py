@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .lance_errors import IndexDamaged
-from .store import CONTENT_TABLES, FTS_COLUMNS, IndexStore
+from .schema import CONTENT_TABLES, FTS_COLUMNS
+from .store import IndexStore
 
 # A cheap column per table: reading it whole touches every data file (its footer and that column), so a truncated or
 # missing file shows without reading the text.

@@ -16,7 +16,8 @@ import numpy as np
 from ..errors import ConfigError, IndexStoreError
 from ..index.embedder import Embedder, load_embedder
 from ..index.identifiers import searchable
-from ..index.store import IndexStore, sql_quote
+from ..index.schema import sql_quote
+from ..index.store import IndexStore
 from .symbols import find_symbols
 
 MODES = ("hybrid", "fts", "vector")

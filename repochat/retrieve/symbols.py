@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..index.store import IndexStore, sql_quote
+from ..index.schema import sql_quote
+from ..index.store import IndexStore
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from repochat.config import load_settings
-from repochat.index import store as store_module
+from repochat.index import schema as store_schema
 from repochat.index import upkeep
 from repochat.index.indexer import update_index
 
@@ -44,7 +44,7 @@ def size_of(folder: Path) -> int:
 
 
 def versions(index: Path) -> int:
-    return sum(1 for p in (index / store_module.FOLDER / "db" / "chunks.lance" / "_versions").glob("*.manifest"))
+    return sum(1 for p in (index / store_schema.FOLDER / "db" / "chunks.lance" / "_versions").glob("*.manifest"))
 
 
 def run(name: str, source: list[Path], policy: tuple[int, timedelta, timedelta]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 import repochat
-from repochat.index.store import SCHEMA_VERSION
+from repochat.index.schema import SCHEMA_VERSION
 from .cases import Case, EvalError
 
 StripSet = dict[str, list[tuple[int, int]]]  # path -> line ranges (1-based, inclusive) to blank
