@@ -35,6 +35,7 @@ async def run_stdio(server: MCPServer[Any]) -> None:
     refuse, refusals = anyio.create_memory_object_stream[JSONRPCError](64)
     with _protocol_stdin() as raw_stdin:
         lines = anyio.wrap_file(io.TextIOWrapper(raw_stdin, encoding="utf-8", errors="replace"))
+        # stdio_server is typed for an anyio.AsyncFile but only iterates its lines, which the screening generator gives
         async with stdio_server(stdin=_valid_ids(lines, refuse)) as (read_stream, write_stream):  # type: ignore[arg-type]
             forward, screened = anyio.create_memory_object_stream[SessionMessage | Exception](0)
 

@@ -125,8 +125,8 @@ def find_secret(data: bytes, path: str = "") -> str | None:
     turns on the configuration-file rules for configuration files."""
     for group in _GROUPS_BYTES:
         match = group.search(data)
-        if match:
-            return _NAMES[int(match.lastgroup[1:])]  # type: ignore[index]
+        if match and match.lastgroup:  # every alternative is a named group, so one always matched
+            return _NAMES[int(match.lastgroup[1:])]
     if path and is_config_file(path):
         return _config_secret(data)
     return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import AbstractSet
 
 from ..index.store import IndexStore
 from ..tokens import count_tokens
@@ -26,8 +27,8 @@ class MapEntry:
     rank: float
 
 
-def rank_definitions(store: IndexStore, focus_paths: set[str] = frozenset(),  # type: ignore[assignment]
-                     focus_names: set[str] = frozenset()) -> list[MapEntry]:  # type: ignore[assignment]
+def rank_definitions(store: IndexStore, focus_paths: AbstractSet[str] = frozenset(),
+                     focus_names: AbstractSet[str] = frozenset()) -> list[MapEntry]:
     """Definitions ordered by importance in the reference graph."""
     symbols = store.table("symbols").search().select(["path", "name", "role"]).limit(None).to_arrow().to_pylist()
     defined_in: dict[str, set[str]] = defaultdict(set)
