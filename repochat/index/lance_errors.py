@@ -9,10 +9,16 @@ stays in store.py.
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
 
 from ..errors import IndexStoreError
+from .lance_api import Table
+from .location import IndexDir
+
+if TYPE_CHECKING:
+    from lancedb.table import Table as LanceTable
+
+T = TypeVar("T")
 
 LANCE_ERRORS = (OSError, RuntimeError)  # what LanceDB raises for IO and format failures
 _SOURCE_LOCATION = re.compile(r",?\s*/\S+\.rs:\d+:\d+")  # the Rust file:line lance appends to a message
@@ -23,7 +29,7 @@ class IndexDamaged(IndexStoreError):
     """A table of the index cannot be read (a data file truncated or gone, an index folder deleted, meta.json
     unreadable); `repochat index` repairs it."""
 
-    def __init__(self, path: Path, detail: str) -> None:
+    def __init__(self, path: IndexDir, detail: str) -> None:
         super().__init__(f"the index at {path} is corrupt or damaged ({detail}); run `repochat index` to repair it")
         self.detail = detail
 
@@ -52,6 +58,12 @@ class Guarded:
         return call
 
 
+def guarded_table(table: LanceTable, guard: Callable[[Callable[[], Any]], Any]) -> Table:
+    """``table`` behind a Guarded. The cast is honest: Guarded forwards every attribute and call (wrapping the query
+    builders returned), so it offers what lance_api.Table describes, which LanceDB's table is checked against."""
+    return cast(Table, Guarded(table, guard))
+
+
 def detail(exc: BaseException) -> str:
     """An error's message on one line, without lance's "lance error:" prefix and Rust source location."""
     text = str(exc)
@@ -61,7 +73,7 @@ def detail(exc: BaseException) -> str:
     return _WRAPPED.sub("", _SOURCE_LOCATION.sub("", text))[:300] or type(exc).__name__
 
 
-def writing(path: Path, call: Callable[[], Any]) -> Any:
+def writing(path: IndexDir, call: Callable[[], T]) -> T:
     """``call()``, a write that creates the index; a failure says where and why (a read-only folder, a full disk)."""
     try:
         return call()

@@ -21,13 +21,17 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeVar, Union
 
 import platformdirs
 
 from ..errors import ConfigError, IndexStoreError
 
+if TYPE_CHECKING:  # lancedb is imported by connect() only: a command that never opens the index skips it
+    from lancedb.db import DBConnection
+
 _URI = re.compile(r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(.*))?")
+T = TypeVar("T")
 CONNECT_TIMEOUT_S = 5  # an endpoint that does not answer this fast is down, not slow
 REQUEST_TIMEOUT_S = 60
 MAX_ATTEMPTS = 3
@@ -197,7 +201,7 @@ class ObjectFolder:
             raise IndexUnreachable(f"the bucket {self.bucket!r} does not exist at {self.access.where()}; "
                                    f"create it first")
 
-    def _call(self, what: str, call: Any) -> Any:
+    def _call(self, what: str, call: Callable[[], T]) -> T:
         try:
             return call()
         except OSError as exc:
@@ -241,7 +245,7 @@ def is_remote(folder: IndexDir) -> bool:
     return isinstance(folder, ObjectFolder)
 
 
-def connect(folder: IndexDir) -> Any:
+def connect(folder: IndexDir) -> DBConnection:
     """LanceDB's connection to the tables under ``folder``."""
     import lancedb
 

@@ -5,7 +5,7 @@ written is store.py's.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 import pyarrow as pa
 
@@ -31,7 +31,19 @@ FILES = pa.schema([
 # The whole text; the definition's name and parameters alone; and its code without its own doc, so that what the
 # code does is matched on its identifiers without a neighbour's docstring outweighing it.
 FTS_COLUMNS = ("search_text", "names", "code")
-FTS_CONFIG = dict(base_tokenizer="icu", stem=True, remove_stop_words=True, ascii_folding=True, lower_case=True)
+
+
+class FtsOptions(TypedDict):
+    """The options of lancedb.index.FTS that the index sets (typed, so FTS(**FTS_CONFIG) is checked)."""
+
+    base_tokenizer: str
+    stem: bool
+    remove_stop_words: bool
+    ascii_folding: bool
+    lower_case: bool
+
+
+FTS_CONFIG = FtsOptions(base_tokenizer="icu", stem=True, remove_stop_words=True, ascii_folding=True, lower_case=True)
 
 SNAPSHOT_TABLES = ("chunks", "symbols", "files")
 CONTENT_TABLES = {"chunks": CHUNKS, "symbols": SYMBOLS, "files": FILES}  # rebuilt together: files rows count chunks

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
 os.environ.setdefault("LANCEDB_LOG", "error")  # lance's Rust warnings (deprecations, "creating dataset") are noise
 import pyarrow as pa  # noqa: E402
@@ -23,7 +23,8 @@ from lancedb.index import FTS  # noqa: E402  (imports lancedb, after LANCEDB_LOG
 
 from ..errors import IndexStoreError, IndexMissing
 from ..records import Symbol
-from .lance_errors import LANCE_ERRORS, Guarded, IndexDamaged, detail, writing
+from .lance_api import Table
+from .lance_errors import LANCE_ERRORS, IndexDamaged, detail, guarded_table, writing
 from .location import (IndexDir, IndexUnreachable, ObjectFolder, access_problem, connect, is_remote,
                        remove_tree)
 from .meta import META_FILE, pinned_version, read_meta, record_snapshot, write_meta
@@ -32,19 +33,24 @@ from .schema import (CHUNKS, CONTENT_TABLES, FILES, FOLDER, FTS_COLUMNS, FTS_CON
 from .table_views import (DIRECTORY_CACHE, VECTOR_CACHE, ChunkDirectory, cached, load_chunk_directory,
                           load_vector_matrix)
 
+if TYPE_CHECKING:
+    from lancedb.db import DBConnection
+    from lancedb.table import Table as LanceTable
+
 _IN_BATCH = 400  # paths per `path IN (...)` filter
+T = TypeVar("T")
 
 
 class IndexStore:
     """One repository's index. `open` gives a reader pinned to the last complete update (a snapshot of table
     versions), so a query never sees half of an update in progress; `create_or_open` gives the writer."""
 
-    def __init__(self, path: IndexDir, db: Any, meta: dict[str, Any], pinned: bool = False) -> None:
+    def __init__(self, path: IndexDir, db: DBConnection, meta: dict[str, Any], pinned: bool = False) -> None:
         self.path = path
         self.meta = meta
         self._db = db
         self._pinned = pinned
-        self._tables: dict[str, Any] = {}
+        self._tables: dict[str, Table] = {}
 
     # --- opening -------------------------------------------------------------------------------------------
     @classmethod
@@ -128,16 +134,16 @@ class IndexStore:
     def write_meta(self) -> None:
         write_meta(self.path, self.meta)
 
-    def table(self, name: str) -> Any:
+    def table(self, name: str) -> Table:
         if name not in self._tables:
-            def opened() -> Any:
+            def opened() -> LanceTable:
                 table = self._db.open_table(name)
                 version = pinned_version(self.meta, name) if self._pinned else None
                 if version:
                     table.checkout(version)
                 return table
             try:
-                self._tables[name] = Guarded(self._guard(opened), self._guard)
+                self._tables[name] = guarded_table(self._guard(opened), self._guard)
             except ValueError as exc:  # LanceDB's "table not found": its folder is gone
                 raise self.damaged(exc) from exc
         return self._tables[name]
@@ -175,7 +181,7 @@ class IndexStore:
         except (ValueError, OSError):
             return False
 
-    def _guard(self, call: Callable[[], Any]) -> Any:
+    def _guard(self, call: Callable[[], T]) -> T:
         try:
             return call()
         except LANCE_ERRORS as exc:
@@ -240,7 +246,7 @@ class IndexStore:
             list(pool.map(lambda column: table.create_index(column, config=FTS(**FTS_CONFIG), replace=True), stale))
 
     @staticmethod
-    def _unindexed(table: Any, column: str) -> int:
+    def _unindexed(table: Table, column: str) -> int:
         try:
             stats = table.index_stats(f"{column}_idx")
         except (ValueError, IndexStoreError):  # no such index, or one that cannot be read: build it
@@ -268,8 +274,8 @@ class IndexStore:
                          "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)),
                                                                      vectors.shape[1])})
         if "vectors" not in self.table_names():
-            self._tables["vectors"] = Guarded(writing(self.path, lambda: self._db.create_table("vectors", data=data)),
-                                              self._guard)
+            self._tables["vectors"] = guarded_table(
+                writing(self.path, lambda: self._db.create_table("vectors", data=data)), self._guard)
         else:
             self.table("vectors").add(data)
 
@@ -283,15 +289,15 @@ class IndexStore:
     def vector_matrix(self) -> tuple[list[str], Any]:
         """All vectors as (keys, float32 matrix), cached per table version: a brute-force dot product over tens of
         thousands of 384-d vectors takes a few milliseconds, several times less than a LanceDB flat search."""
-        return self._cached(VECTOR_CACHE, "vectors", load_vector_matrix)  # type: ignore[no-any-return]
+        return self._cached(VECTOR_CACHE, "vectors", load_vector_matrix)
 
     def chunk_directory(self) -> ChunkDirectory:
         """Where every chunk is, by embed key, defined name and path, cached per table version: a vector hit, a name
         the query mentions or a definition's line becomes a chunk without a query (a filtered scan costs more than a
         whole search)."""
-        return self._cached(DIRECTORY_CACHE, "chunks", load_chunk_directory)  # type: ignore[no-any-return]
+        return self._cached(DIRECTORY_CACHE, "chunks", load_chunk_directory)
 
-    def _cached(self, cache: dict[str, Any], name: str, load: Callable[[Any], Any]) -> Any:
+    def _cached(self, cache: dict[str, Any], name: str, load: Callable[[Table], T]) -> T:
         """``load(table)`` of table ``name``, kept in ``cache`` (one entry) until the index or the version read
         changes (a server asks the same index many times)."""
         table = self.table(name)

@@ -5,7 +5,11 @@ the same index many times, and one such read serves every query until the index 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
+
+from .lance_api import Table
+
+T = TypeVar("T")
 
 VECTOR_CACHE: dict[str, Any] = {}  # the last vector matrix loaded
 DIRECTORY_CACHE: dict[str, Any] = {}  # the last chunk directory loaded
@@ -37,21 +41,22 @@ class ChunkDirectory:
                     None)
 
 
-def cached(cache: dict[str, Any], key: Any, load: Callable[[], Any]) -> Any:
+def cached(cache: dict[str, Any], key: object, load: Callable[[], T]) -> T:
     """``load()``, kept in ``cache`` (one entry) while ``key`` (which index, which table version) stays the same."""
     if cache.get("key") != key:
         cache.update(key=key, value=load())
-    return cache["value"]
+    value: T = cache["value"]  # what load() returned for this key
+    return value
 
 
-def load_vector_matrix(table: Any) -> tuple[list[str], Any]:
+def load_vector_matrix(table: Table) -> tuple[list[str], Any]:
     data = table.search().select(["embed_key", "vector"]).limit(None).to_arrow()
     vectors = data.column("vector").combine_chunks()
     matrix = vectors.values.to_numpy(zero_copy_only=False).reshape(len(vectors), -1)
     return data.column("embed_key").to_pylist(), matrix
 
 
-def load_chunk_directory(table: Any) -> ChunkDirectory:
+def load_chunk_directory(table: Table) -> ChunkDirectory:
     rows = table.search().select(["embed_key", "symbol", "path", "start_line", "end_line"]).with_row_id(True) \
         .limit(None).to_arrow().to_pylist()
     return ChunkDirectory.of(rows)

@@ -9,6 +9,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from .lance_api import Table
 from .lance_errors import IndexDamaged
 from .schema import CONTENT_TABLES, FTS_COLUMNS
 from .store import IndexStore
@@ -96,7 +97,7 @@ def maintain(store: IndexStore) -> list[str]:
     return compacted
 
 
-def _retention(store: IndexStore, name: str, table: Any) -> timedelta:
+def _retention(store: IndexStore, name: str, table: Table) -> timedelta:
     """How far back versions of table ``name`` are kept: KEEP_VERSIONS_FOR, or back to the older of the
     versions in the current and the previous snapshot when that is further."""
     keep = {store.meta.get(key, {}).get(name) for key in ("snapshot", "previous_snapshot")} - {None}

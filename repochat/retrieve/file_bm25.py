@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..index.identifiers import searchable
+from ..index.lance_api import Table
 from ..index.store import IndexStore
 
 K1 = 1.2
@@ -60,7 +61,7 @@ def file_bm25(store: IndexStore, query: str, known: set[str] | None = None, k: i
     return {index.paths[i]: float(scores[i] / scores[best[0]]) for i in best}
 
 
-def build_postings(table: Any) -> FilePostings:
+def build_postings(table: Table) -> FilePostings:
     """The postings of every indexed file: its chunks' searchable text counted as one document."""
     data = table.search().select(["path", "search_text"]).limit(None).to_arrow()
     counts: dict[str, Counter[str]] = {}

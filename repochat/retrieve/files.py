@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..index.embedder import Embedder
 from ..index.identifiers import split_identifier
+from ..index.lance_api import Table
 from ..index.store import IndexStore
 from . import search as S
 from .file_bm25 import file_bm25
@@ -289,10 +290,10 @@ def defining_files(store: IndexStore, names: list[str], known: set[str]) -> dict
 
 def _definitions(store: IndexStore) -> dict[str, set[str]]:
     """Defined name -> the files defining it, cached per symbols table version."""
-    return store._cached(_DEFINITIONS_CACHE, "symbols", _load_definitions)  # type: ignore[no-any-return]
+    return store._cached(_DEFINITIONS_CACHE, "symbols", _load_definitions)
 
 
-def _load_definitions(table: Any) -> dict[str, set[str]]:
+def _load_definitions(table: Table) -> dict[str, set[str]]:
     data = table.search().where("role = 'definition'").select(["name", "path"]).limit(None).to_arrow()
     found: dict[str, set[str]] = {}
     for name, path in zip(data.column("name").to_pylist(), data.column("path").to_pylist()):
