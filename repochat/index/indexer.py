@@ -283,7 +283,7 @@ def _parsed_batches(root: Path, changed: list[SourceFile],
 
 
 def _unchanged(row: dict[str, Any] | None, source: SourceFile) -> bool:
-    return bool(row) and row["size"] == source.size and row["mtime"] == source.mtime  # type: ignore[index]
+    return row is not None and row["size"] == source.size and row["mtime"] == source.mtime
 
 
 def _index_file(root: Path, source: SourceFile, row: dict[str, Any] | None) -> _FileResult:
