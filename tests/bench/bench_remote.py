@@ -58,7 +58,8 @@ def start_server(model: Path, ctx: int, threads: int, log: Path) -> tuple[subpro
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tokens", type=int, default=14100, help="tiktoken tokens of the repository (14100: 16,665 model tokens of click)")
+    parser.add_argument("--tokens", type=int, default=14100,
+                        help="tiktoken tokens of the repository (14100: 16,665 model tokens of click)")
     parser.add_argument("--ctx", type=int, default=32768, help="the server's context")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
