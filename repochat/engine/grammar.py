@@ -1,8 +1,7 @@
 """Generation constrained by a llama.cpp grammar (GBNF), so structured output always parses.
 
-Built on the public ``LlamaContext`` / ``LlamaModel`` seam: the context decodes and hands back logits, and llama.cpp's
-grammar sampler (``llama_sampler_init_grammar`` + ``llama_sampler_apply`` / ``llama_sampler_accept``) masks every
-token the grammar does not allow at this point. Sampling is greedy (temperature 0): a review must be repeatable.
+Built on the ``LlamaContext`` / ``LlamaModel`` / ``GrammarMask`` seam (engine/llama.py): the context decodes and
+hands back logits, and llama.cpp's grammar sampler masks every token the grammar does not allow at this point. Sampling is greedy (temperature 0): a review must be repeatable.
 
 Applying the grammar to the whole vocabulary (150K tokens for Qwen) on every step is the slow part, so the best few
 candidates are tried first and the full vocabulary only when none of them is allowed.
@@ -11,17 +10,14 @@ candidates are tried first and the full vocabulary only when none of them is all
 from __future__ import annotations
 
 import codecs
-import ctypes
 from dataclasses import dataclass
 from typing import Callable
 
-import llama_cpp
 import numpy as np
 
 from ..errors import EngineError
-from .llama import SEQ_MAIN, LlamaContext, LlamaModel
+from .llama import SEQ_MAIN, TOKEN_DATA, GrammarMask, LlamaContext, LlamaModel
 
-_TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])  # llama_token_data
 _FIRST_CANDIDATES = 40  # top logits checked against the grammar before falling back to the whole vocabulary
 
 
@@ -42,17 +38,14 @@ class GrammarSampler:
     """Greedy choice among the tokens a GBNF grammar allows next."""
 
     def __init__(self, model: LlamaModel, grammar: str, root: str = "root") -> None:
-        vocab = llama_cpp.llama_model_get_vocab(model.handle)
-        self._sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), root.encode())
-        if not self._sampler:
-            raise EngineError("llama.cpp rejected the output grammar")
-        self._full = np.zeros(model.n_vocab, dtype=_TOKEN_DATA)
+        self._mask = GrammarMask(model, grammar, root)
+        self._full = np.zeros(model.n_vocab, dtype=TOKEN_DATA)
         self._full["id"] = np.arange(model.n_vocab, dtype=np.int32)
 
     def choose(self, logits: np.ndarray) -> int:
         """The highest-logit token the grammar allows (an end-of-generation token once the grammar is complete)."""
         top = np.argpartition(logits, -_FIRST_CANDIDATES)[-_FIRST_CANDIDATES:]
-        candidates = np.zeros(len(top), dtype=_TOKEN_DATA)
+        candidates = np.zeros(len(top), dtype=TOKEN_DATA)
         candidates["id"], candidates["logit"] = top, logits[top]
         token = self._best_allowed(candidates)
         if token is None:
@@ -63,25 +56,17 @@ class GrammarSampler:
         return token
 
     def _best_allowed(self, candidates: np.ndarray) -> int | None:
-        array = llama_cpp.llama_token_data_array(
-            data=candidates.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data)),
-            size=len(candidates), selected=-1, sorted=False)
-        llama_cpp.llama_sampler_apply(self._sampler, ctypes.byref(array))
+        self._mask.apply(candidates)
         allowed = np.isfinite(candidates["logit"])
         if not allowed.any():
             return None
         return int(candidates["id"][np.argmax(np.where(allowed, candidates["logit"], -np.inf))])
 
     def accept(self, token: int) -> None:
-        llama_cpp.llama_sampler_accept(self._sampler, token)
+        self._mask.accept(token)
 
     def close(self) -> None:
-        if self._sampler:
-            llama_cpp.llama_sampler_free(self._sampler)
-            self._sampler = None
-
-    def __del__(self) -> None:
-        self.close()
+        self._mask.close()
 
 
 def generate_constrained(context: LlamaContext, prompt: list[int], grammar: str, max_tokens: int,

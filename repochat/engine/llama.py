@@ -345,3 +345,35 @@ class LlamaContext:
 
     def __del__(self) -> None:
         self.close()
+
+
+TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])  # llama_token_data, as numpy sees it
+
+
+class GrammarMask:
+    """llama.cpp's grammar sampler (GBNF): sets the logit of every candidate token the grammar does not allow next
+    to -inf, and follows the tokens chosen."""
+
+    def __init__(self, model: LlamaModel, grammar: str, root: str = "root") -> None:
+        vocab = llama_cpp.llama_model_get_vocab(model.handle)
+        self._sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), root.encode())
+        if not self._sampler:
+            raise EngineError("llama.cpp rejected the output grammar")
+
+    def apply(self, candidates: np.ndarray) -> None:
+        """Mask, in place, the logits of ``candidates`` (an array of TOKEN_DATA) that the grammar forbids."""
+        array = llama_cpp.llama_token_data_array(
+            data=candidates.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data)),
+            size=len(candidates), selected=-1, sorted=False)
+        llama_cpp.llama_sampler_apply(self._sampler, ctypes.byref(array))
+
+    def accept(self, token: int) -> None:
+        llama_cpp.llama_sampler_accept(self._sampler, token)
+
+    def close(self) -> None:
+        if self._sampler:
+            llama_cpp.llama_sampler_free(self._sampler)
+            self._sampler = None
+
+    def __del__(self) -> None:
+        self.close()

@@ -373,6 +373,12 @@ class Engine:
             raise EngineError("no context: call ensure_context first")
         return self.context
 
+    def drop_after(self, position: int) -> None:
+        """Forget what the main sequence holds from ``position`` on (a question or review after a cached prefix);
+        the prefix stays for the next ask in this process."""
+        if self.context is not None:
+            self.context.seq_remove(SEQ_MAIN, position, -1)
+
     def close_context(self) -> None:
         if self.context is not None:
             self.context.close()

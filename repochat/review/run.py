@@ -22,7 +22,7 @@ import pathspec
 from ..callbacks import Progress
 from ..config import Settings
 from ..engine.api import is_remote
-from ..engine.llama import SEQ_MAIN, LlamaContext
+from ..engine.llama import LlamaContext
 from ..engine.grammar import generate_constrained, preference
 from ..engine.models import resolve_model
 from ..engine.planner import context_bucket
@@ -232,8 +232,8 @@ def _load_prefix(engine: Engine, layout: ReviewMode, settings: Settings,
 def _release(engine: Engine, layout: ReviewMode) -> None:
     """Whole mode: drop the review part and keep the repository's pages for the next ask or review in this process.
     Retrieval mode: nothing worth keeping."""
-    if layout.mode == WHOLE and engine.context is not None:
-        engine.context.seq_remove(SEQ_MAIN, layout.prefix_tokens, -1)
+    if layout.mode == WHOLE:
+        engine.drop_after(layout.prefix_tokens)
     else:
         engine.close_context()
 
