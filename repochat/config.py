@@ -54,6 +54,9 @@ class Settings:
     # pieces: the first tokens of each piece recomputed after assembly, seeing the pieces before it (the boundary
     # fix of EPIC); 0 = none. On the demo 32 took the next-token KL against a full prefill from 1.36 to 0.14
     piece_link_tokens: int = 32
+    # retrieved excerpts as pieces too; off: a retrieved context is prefilled in one pass (prefix pages). On the
+    # answer benchmark's free answers, assembled excerpts were right 3 of 20 times against 8 with one prefill
+    kv_pieces_retrieval: bool = False
     kv_cache_size: int = 20 * 1024**3  # bytes of KV pages kept on disk before LRU eviction
     # `repochat index` (and the watcher's retrieval-mode refresh) then computes the KV pieces asks will use
     # (repochat.answer.kv_warm): on, off, or auto = on when the repository's KV (tokens x KV bytes per token) fits

@@ -186,7 +186,7 @@ def retrieval(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> tuple
     base = tmp_path_factory.mktemp("retrieval")
     root = make_repo(base / "repo", FILES)
     settings = engine_settings(base / "cache", model=str(engine.model_path), threads=1, embeddings=False,
-                               retrieval_tokens=768)
+                               retrieval_tokens=768, kv_pieces_retrieval=True)
     update_index(root, settings)
     engine.close_context()
     return root, settings, warm_repository(root, settings, engine)
@@ -250,7 +250,7 @@ def test_off_leaves_retrieval_pieces_to_the_asks(retrieval: tuple[Path, Settings
     """The watcher's refresh in retrieval mode follows index_kv (whole-repository mode it always keeps ready)."""
     root, settings, _report = retrieval
     elsewhere = engine_settings(tmp_path / "cache", model=str(engine.model_path), threads=1, embeddings=False,
-                                retrieval_tokens=settings.retrieval_tokens)
+                                retrieval_tokens=settings.retrieval_tokens, kv_pieces_retrieval=True)
     for policy in ("off", "auto"):
         report = warm_repository(root, dataclasses.replace(elsewhere, kv_cache_size=1024**2), engine, policy=policy)
         assert report.mode == "retrieval" and report.skipped.startswith(f"index_kv = {policy}"), report

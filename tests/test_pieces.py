@@ -168,12 +168,24 @@ def test_a_retrieval_ask_reuses_the_excerpts_an_earlier_question_computed(cold: 
     repo = tmp_path / "repo"
     shutil.copytree(cold.repo, repo, symlinks=True)
     settings = engine_settings(tmp_path / "cache", model=cold.settings.model, threads=1, embeddings=False,
-                               index_dir=str(tmp_path / "index"))
+                               index_dir=str(tmp_path / "index"), kv_pieces_retrieval=True)
     first = _ask_from_disk(engine, repo, settings, "What does run_once do when job.run raises?", effort="low")
     assert first.coverage["mode"] == "retrieval" and first.coverage["kv_unit"] == "piece"
     second = _ask_from_disk(engine, repo, settings, "How often does run_once retry a job that raises?", effort="low")
     assert second.coverage["restored_tokens"] > 0  # the excerpts both questions retrieved
     assert second.coverage["prefilled_tokens"] < first.coverage["prefilled_tokens"]
+
+
+def test_a_retrieved_context_is_prefilled_in_one_pass_by_default(cold: Cold, engine: Engine, tmp_path: Path) -> None:
+    """kv_pieces_retrieval is off by default: a retrieval ask loads its context as prefix pages, whole-repository
+    asks keep their pieces."""
+    repo = tmp_path / "repo"
+    shutil.copytree(cold.repo, repo, symlinks=True)
+    settings = engine_settings(tmp_path / "cache", model=cold.settings.model, threads=1, embeddings=False,
+                               index_dir=str(tmp_path / "index"))
+    result = _ask_from_disk(engine, repo, settings, "What does run_once do when job.run raises?", effort="low")
+    assert result.coverage["mode"] == "retrieval" and result.coverage["kv_unit"] == "page", result.coverage
+    assert not result.coverage["notices"]  # pieces were not refused: they were not asked for
 
 
 def test_kill_9_during_assembly_keeps_every_finished_piece(cold: Cold, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ store where it can. Retrieval mode fills a budget with the retrieval module's ex
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -88,7 +89,7 @@ def _answer(repo: Repository, question: str, settings: Settings, effort: str, en
     if needed > plan.context_limit:
         raise ConfigError(f"the question is too long: {needed:,} tokens needed, context limit {plan.context_limit:,}")
     engine.ensure_context(max(plan.context, context_bucket(needed, plan.context_limit)))
-    stats = engine.load_context(prompt.head, prompt.pieces, settings, on_progress)
+    stats = engine.load_context(prompt.head, prompt.pieces, kv_settings(settings, plan.mode), on_progress)
     stats.notices[:0] = notices
     generation = _generate(question, question_tokens, prompt, settings, engine, on_text)
     rendered = {f.path: f.text for f in repo.files}
@@ -99,6 +100,14 @@ def _answer(repo: Repository, question: str, settings: Settings, effort: str, en
     coverage["sources_tokens"] = trailer.tokens if trailer else 0
     return AskResult(question, answer, check_citations(answer, prompt.shown), coverage,
                      [asdict(r) for r in references])
+
+
+def kv_settings(settings: Settings, mode: str) -> Settings:
+    """The settings a context of ``mode`` is loaded with: a retrieved one as prefix pages unless kv_pieces_retrieval
+    (assembled excerpts answered worse than one prefill of the same context: config.py)."""
+    if mode == "retrieval" and not settings.kv_pieces_retrieval:
+        return dataclasses.replace(settings, kv_pieces=False)
+    return settings
 
 
 def _generate(question: str, question_tokens: list[int], prompt: Prompt, settings: Settings, engine: Engine,

@@ -156,6 +156,8 @@ def pieces_to_warm(repo: Repository, settings: Settings, prompter: Prompter, mod
     else:
         plan = make_plan(model_path, estimated_tokens(repo, prompter), settings)
     check()
+    if not settings.kv_pieces_retrieval:  # retrieved contexts are prefilled in one pass: no excerpt pieces
+        return Pieces("retrieval", plan, prompter.head, [])
     return _excerpt_pieces(repo.root, settings, prompter, plan)
 
 
@@ -182,8 +184,8 @@ def excerpt_cache_state(repo: Repository, settings: Settings, prompter: Prompter
     """For `repochat status`, given its whole-repository ``plan`` and prompt (None: retrieval): where the next ask
     retrieves, of the pieces `index --kv` warms (the head and the index chunks as excerpts), how many are on disk;
     {} where it puts the whole repository in, or there is no index."""
-    if not pieces_sound(model_path, settings) or (whole is not None and
-                                                  _whole_considered(repo, settings, prompter, model_path)):
+    if not (settings.kv_pieces_retrieval and pieces_sound(model_path, settings)) or (
+            whole is not None and _whole_considered(repo, settings, prompter, model_path)):
         return {}
     try:
         wanted = _excerpt_pieces(repo.root, settings, prompter, plan)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
-from typing import Any
 
 from .lance_api import Table
 from .lance_errors import IndexDamaged

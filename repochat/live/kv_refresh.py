@@ -128,6 +128,8 @@ def warm_repository(root: Path, settings: Settings, engine: Engine, on_progress:
         fits, why = kv_fits_cache(engine.model_path, settings, wanted.plan.repo_tokens)
         if policy == "off" or not fits:
             return WarmReport("retrieval", skipped=f"index_kv = {policy}" + ("" if policy == "off" else f": {why}"))
+    if wanted.mode == "retrieval" and not settings.kv_pieces_retrieval:
+        return WarmReport("retrieval", skipped="kv_pieces_retrieval = false: retrieved contexts are prefilled whole")
     context = engine.context
     if keep_in_memory and wanted.whole is not None and context is not None and context.n_ctx >= wanted.plan.context:
         stats = engine.load_context(wanted.whole.head, wanted.whole.pieces, settings, on_progress)

@@ -21,8 +21,9 @@ whole:     a repository of about --tokens tiktoken tokens (model tokens are ~1.3
            with prefix pages (kv_pieces false, empty cache); (b) every file's piece computed alone behind the head by
            Engine.load_pieces(head, [piece]) into a throw-away context (never assembled), then an ask on a fresh engine
            that assembles them. Target: ttft (a) / (b) >= 20x.
-quality:   tests/bench/eval_answers.py on the needle cases (--quality-cases, --sample 10 --seed 1 --effort low) with
-           kv_pieces true, true with piece_link_tokens 0, and false; each configuration with its own empty KV cache.
+quality:   tests/bench/eval_answers.py on the needle cases (--quality-cases, --sample 10 --seed 1 --effort low, free
+           answers: pick false) with retrieved excerpts as pieces (kv_pieces_retrieval), the same with
+           piece_link_tokens 0, and prefix pages; each configuration with its own empty KV cache.
 """
 
 from __future__ import annotations
@@ -156,8 +157,9 @@ def bench_retrieval(repo: Path, settings: Settings, model_path: Path, effort: st
     results = {}
     for name, question, run_settings in runs:
         if run_settings is unlinked:  # B's pieces as a warm-up leaves them: computed, never assembled
+            links = f"{LINK_INDEX:07d}-"
             shutil.copytree(Path(shared.cache_dir), Path(unlinked.cache_dir),
-                            ignore=lambda _dir, names: [name for name in names if name.startswith(f"{LINK_INDEX:07d}-")])
+                            ignore=lambda _dir, names: [name for name in names if name.startswith(links)])
         results[name] = ask(repo, question, run_settings, effort=effort).coverage
         cov = results[name]
         if len(results) == 1:
@@ -209,12 +211,12 @@ def bench_whole(repo: Path, settings: Settings, model_path: Path) -> None:
 def bench_quality(cases: Path, sample: int, seed: int, scratch: Path) -> None:
     """eval_answers.py per configuration, each with an empty KV cache of its own (--set cache_dir)."""
     script = Path(__file__).with_name("eval_answers.py")
-    configurations = [("pieces, link 32", ["kv_pieces=true", "piece_link_tokens=32"]),
-                      ("pieces, link 0", ["kv_pieces=true", "piece_link_tokens=0"]),
+    configurations = [("pieces, link 32", ["kv_pieces_retrieval=true", "piece_link_tokens=32"]),
+                      ("pieces, link 0", ["kv_pieces_retrieval=true", "piece_link_tokens=0"]),
                       ("prefix pages", ["kv_pieces=false"])]
     for index, (name, values) in enumerate(configurations):
         command = [sys.executable, str(script), str(cases), "--sample", str(sample), "--seed", str(seed),
-                   "--effort", "low", "--set", f"cache_dir={scratch / f'quality-{index}'}"]
+                   "--effort", "low", "--set", "pick=false", "--set", f"cache_dir={scratch / f'quality-{index}'}"]
         for value in values:
             command += ["--set", value]
         print(f"== {name}: {' '.join(command[1:])}", flush=True)
@@ -249,9 +251,9 @@ def main() -> None:
             bench_replay(args.history, args.commits, args.rev, settings, model_path, args.split_tokens)
         if "retrieval" in parts:
             repo = build_repository(scratch / "retrieval-repo", 10**9, args.package)  # all of the package
-            bench_retrieval(repo, dataclasses.replace(settings, index_dir=str(scratch / "index"),
-                                                      cache_dir=str(scratch / "cache-retrieval")),
-                            model_path, args.effort)
+            retrieval = dataclasses.replace(settings, index_dir=str(scratch / "index"), kv_pieces_retrieval=True,
+                                            cache_dir=str(scratch / "cache-retrieval"))
+            bench_retrieval(repo, retrieval, model_path, args.effort)
         if "whole" in parts:
             repo = build_repository(scratch / "whole-repo", args.tokens, args.package)
             bench_whole(repo, dataclasses.replace(settings, cache_dir=str(scratch / "cache-whole")), model_path)
