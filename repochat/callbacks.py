@@ -7,3 +7,5 @@ from typing import Callable
 
 # (stage, done, total): long work reports how far it is; the stage names are progress.LABELS's keys.
 Progress = Callable[[str, int, int], None]
+# Text as it is generated, piece by piece (an answer streamed to the terminal or a client).
+TextSink = Callable[[str], None]

@@ -11,9 +11,9 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ..callbacks import Progress
+from ..callbacks import Progress, TextSink
 from ..config import Settings
 from ..engine.llama import LlamaModel
 from ..engine.models import resolve_model
@@ -30,11 +30,9 @@ from .prompt import Prompt, Prompter
 from .references import Reference, answer_references
 from .render import check_citations
 from .translate import search_query
-from ..repo.walk import INVALID_IGNORE_LINE, WalkResult
 from .prefix import Repository, estimated_tokens, load_repository, plan_and_prefix
 from .sources import Trailer, add_sources, candidate_spans
 
-TextSink = Callable[[str], None]
 log = logging.getLogger("repochat.answer.ask")
 MAX_QUESTION_CHARS = 32_000  # a long pasted issue with its stack trace fits; megabytes of text are a mistake
 
@@ -135,7 +133,7 @@ def _coverage(repo: Repository, plan: Plan, prompt: Prompt, question_tokens: int
         "files_in_context": len(prompt.paths) if plan.mode == "whole" else 0,
         "files_appended": prompt.appended,
         "files_retrieved": len(prompt.paths) if plan.mode == "retrieval" else 0,
-        "files_left_out": len(repo.files) - len(prompt.paths) + repo.unreadable + _skipped(repo.walked),
+        "files_left_out": repo.files_left_out(len(prompt.paths)),
         "context_tokens": len(prompt.tokens) + question_tokens + generation.tokens,
         "repo_tokens": plan.repo_tokens,
         "cache": stats.cache,
@@ -158,11 +156,6 @@ def _coverage(repo: Repository, plan: Plan, prompt: Prompt, question_tokens: int
         "notices": stats.notices,
         "plan": plan.reason,
     }
-
-
-def _skipped(walked: WalkResult) -> int:
-    """Files the walk left out (an invalid ignore line is counted among the skips, but it is not a file)."""
-    return sum(len(paths) for reason, paths in walked.skipped.items() if reason != INVALID_IGNORE_LINE)
 
 
 def _plan_prompt(repo: Repository, question: str, settings: Settings, effort: str, engine: Engine,

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
 
+from ..callbacks import TextSink
 from ..engine.grammar import gbnf_literal, generate_constrained
 from ..engine.reports import Generation
 from ..engine.session import Engine
@@ -31,7 +31,6 @@ MAX_CHOICES = 4  # the best-ranked one and the three after it (for "which files"
 MAX_FILES = 3  # "which files": the answer names up to three ...
 FIXED_FILES = 3  # ... this many of them the best-ranked, as fixed text (the rest, if any, the model's choice)
 SEPARATOR = ", "
-TextSink = Callable[[str], None]
 
 
 @dataclass(frozen=True)

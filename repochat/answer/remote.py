@@ -14,23 +14,21 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ..callbacks import Progress
+from ..callbacks import Progress, TextSink
 from ..config import Settings
 from ..engine.api import ChatEngine
 from ..engine.remote import TEMPLATE_TOKENS, Completion, ContextTooLong, RemoteEngine
 from ..errors import EngineError
 from .prefix_layout import Layout, LayoutMemory, arrange
-from .prompt import ANSWER_INSTRUCTIONS, APPENDED_HEADING, Prompt, question_language
+from .prompt import APPENDED_HEADING, Prompt, question_text as prompt_question
 from .references import answer_references
-from .render import CITATION_RULES, check_citations, line_count, render_block
-from ..repo.walk import INVALID_IGNORE_LINE
+from .render import CITATION_RULES, check_citations, render_block
 from .prefix import CLEARLY_TOO_BIG, Repository, load_repository
 from .sources import candidate_spans, header
 from ..tokens import count_tokens_batch, estimate_tokens
 
-TextSink = Callable[[str], None]
 log = logging.getLogger("repochat.answer.remote")
 # Retrieval mode's context when retrieval_tokens is 0: a server is usually a GPU, where 8K tokens of excerpts
 # prefill in well under a second (the local default is sized for 2 CPU cores).
@@ -57,7 +55,7 @@ def ask_remote(root: Path, question: str, settings: Settings, effort: str = "aut
     own = engine is None
     engine = engine or RemoteEngine(settings.engine, settings)
     try:
-        question_text = _question_text(question, cite=not settings.sources)
+        question_text = prompt_question(question, cite=not settings.sources)
         context = _context(repo, question, question_text, settings, effort, engine)
         if on_progress:
             on_progress("prefill", 0, 1)  # the server prefills; nothing to count here until it answers
@@ -75,14 +73,6 @@ def ask_remote(root: Path, question: str, settings: Settings, effort: str = "aut
     finally:
         if own:
             engine.close()
-
-
-def _question_text(question: str, cite: bool) -> str:
-    """The part after the repository, worded as the local prompt words it (prompt.Prompter.question)."""
-    instruction = ANSWER_INSTRUCTIONS[question_language(question)]
-    if cite:
-        instruction += " Then the source as file:line-line (for example src/example.py:10-12)."
-    return f"Question: {question.strip()}\n{instruction}"
 
 
 def _context(repo: Repository, question: str, question_text: str, settings: Settings, effort: str,
@@ -131,16 +121,13 @@ def whole_text(layout: Layout) -> tuple[Prompt, str]:
     """Every file of the layout in order, then those appended since it was laid out, under the heading the local
     prompt uses; only the last copy of a file counts as shown (prompt.Prompter.whole, as text)."""
     entries = layout.entries
-    last = {f.path: index for index, f in enumerate(entries)}
     prompt = Prompt([], appended=len({f.path for f in layout.appended}))
+    prompt.show_files(entries)
     parts: list[str] = []
     for index, rendered in enumerate(entries):
         if index == layout.laid_out:
             parts.append(APPENDED_HEADING)
         parts.append(rendered.text)
-        if last[rendered.path] == index and not rendered.deleted:
-            prompt.shown.add(rendered.path, 1, max(rendered.lines, 1))
-            prompt.paths.append(rendered.path)
     return prompt, "".join(parts)
 
 
@@ -158,10 +145,7 @@ def _retrieval_text(root: Path, question: str, settings: Settings, budget: int,
         chosen.pop()  # the estimate was low: the least relevant go
     prompt = Prompt([])
     for excerpt, _block in chosen:
-        prompt.excerpts.append(excerpt)
-        prompt.shown.add(excerpt.path, excerpt.start_line, excerpt.start_line + max(line_count(excerpt.text), 1) - 1)
-        if excerpt.path not in prompt.paths:
-            prompt.paths.append(excerpt.path)
+        prompt.show_excerpt(excerpt)
     return prompt, "".join(block for _e, block in chosen)
 
 
@@ -184,7 +168,6 @@ def _coverage(repo: Repository, context: RemoteContext, engine: ChatEngine, comp
     by the server's usage where it reports it, else by its tokenizer)."""
     prompt, mode = context.prompt, context.mode
     prompt_tokens = completion.prompt_tokens or context.prompt_tokens
-    skipped = sum(len(paths) for why, paths in repo.walked.skipped.items() if why != INVALID_IGNORE_LINE)
     cached = completion.cached_tokens
     cache = "unreported" if cached is None else ("hit" if cached and cached >= prompt_tokens - 64 else
                                                  "partial" if cached else "miss")
@@ -196,7 +179,7 @@ def _coverage(repo: Repository, context: RemoteContext, engine: ChatEngine, comp
         "files_in_context": len(prompt.paths) if mode == "whole" else 0,
         "files_appended": prompt.appended,
         "files_retrieved": len(prompt.paths) if mode == "retrieval" else 0,
-        "files_left_out": len(repo.files) - len(prompt.paths) + repo.unreadable + skipped,
+        "files_left_out": repo.files_left_out(len(prompt.paths)),
         "context_tokens": prompt_tokens + completion.tokens,
         "repo_tokens": context.repo_tokens,
         "cache": cache,

@@ -14,14 +14,14 @@ interface) can stand in for RemoteEngine.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from ..callbacks import TextSink
 from ..config import Settings
 
 if TYPE_CHECKING:
     from .remote import Completion
 
-TextSink = Callable[[str], None]
 
 
 class ChatEngine(Protocol):

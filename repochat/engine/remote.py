@@ -19,15 +19,15 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import httpx
 
+from ..callbacks import TextSink
 from ..config import Settings
 from ..errors import EngineError
 from ..tokens import estimate_tokens
 
-TextSink = Callable[[str], None]
 LLAMA_SERVER, LLAMA_CPP_PYTHON, VLLM, OPENAI = "llama-server", "llama-cpp-python", "vllm", "openai"
 GRAMMAR_KINDS = (LLAMA_SERVER, LLAMA_CPP_PYTHON)  # servers that take a GBNF grammar (and cache_prompt)
 CONNECT_SECONDS = 10.0
@@ -94,8 +94,6 @@ def cached_tokens(payload: dict[str, Any]) -> int | None:
 
 class RemoteEngine:
     """A client of one OpenAI-compatible server; what it is is probed on first use."""
-
-    kind = "remote"
 
     def __init__(self, url: str, settings: Settings, key: str | None = None) -> None:
         self.url = url.rstrip("/")

@@ -16,9 +16,9 @@ import time
 from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
-from ..callbacks import Progress
+from ..callbacks import Progress, TextSink
 from ..config import Settings
 from ..errors import EngineError
 from .llama import SEQ_MAIN, ContextParams, LlamaContext, LlamaModel
@@ -31,7 +31,6 @@ from .probe import checked_extra_buffers
 from .reports import Generation, PrefixStats, notice
 from .throughput import MIN_SAMPLE_TOKENS, Sample, rate_key, record
 
-TextSink = Callable[[str], None]
 
 
 def cache_identity(model_path: Path, settings: Settings) -> str:
@@ -189,9 +188,9 @@ class Engine:
         cells = relink_pieces(context, [(units[unit][:tokens], placement.starts[unit]) for unit in missing])
         protect = set(placement.keys) | set(keys.values())
         for unit, data in zip(missing, cells):
-            store.save(LINK_INDEX, keys[unit], min(tokens, placement.length(unit)), data, protect)
+            store.save(LINK_INDEX, keys[unit], placement.link_length(unit, tokens), data, protect)
         stats.links_restored += len(keys) - len(missing)
-        stats.link_tokens += sum(min(tokens, placement.length(unit)) for unit in missing)
+        stats.link_tokens += sum(placement.link_length(unit, tokens) for unit in missing)
         stats.link_seconds += time.monotonic() - began
         self._resident = list(placement.keys)
         return list(keys.values())
@@ -205,7 +204,7 @@ class Engine:
             if result.status is LoadStatus.CORRUPT:
                 notice(stats, f"a saved KV link was damaged ({result.reason}); recomputing it")
         found = {unit: result.data for unit, result in loaded.items() if result.data is not None}
-        accepted = restore_links(self._require_context(), [(data, min(tokens, placement.length(unit)),
+        accepted = restore_links(self._require_context(), [(data, placement.link_length(unit, tokens),
                                                              placement.starts[unit]) for unit, data in found.items()])
         for unit, ok in zip(found, accepted):
             if not ok:

@@ -198,8 +198,7 @@ class ObjectFolder:
 
     def _bucket_check(self) -> None:
         if self._call("read", lambda: self._fs.get_file_info(self.bucket)).type.name == "NotFound":
-            raise IndexUnreachable(f"the bucket {self.bucket!r} does not exist at {self.access.where()}; "
-                                   f"create it first")
+            raise missing_bucket(self)
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
         try:
@@ -229,8 +228,12 @@ def access_problem(folder: ObjectFolder, exc: BaseException) -> IndexUnreachable
         return IndexUnreachable(f"cannot reach the object store at {where} for {folder} (check AWS_ENDPOINT_URL "
                                 f"and the network)")
     if "nosuchbucket" in lowered or "bucket does not exist" in lowered:
-        return IndexUnreachable(f"the bucket {folder.bucket!r} does not exist at {where}; create it first")
+        return missing_bucket(folder)
     return None
+
+
+def missing_bucket(folder: ObjectFolder) -> IndexUnreachable:
+    return IndexUnreachable(f"the bucket {folder.bucket!r} does not exist at {folder.access.where()}; create it first")
 
 
 IndexDir = Union[Path, ObjectFolder]
@@ -241,7 +244,7 @@ def index_folder(uri: str, local: Path) -> IndexDir:
     return ObjectFolder.of(uri) if uri else local
 
 
-def is_remote(folder: IndexDir) -> bool:
+def in_bucket(folder: IndexDir) -> bool:
     return isinstance(folder, ObjectFolder)
 
 

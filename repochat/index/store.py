@@ -25,7 +25,7 @@ from ..errors import IndexStoreError, IndexMissing
 from ..records import Symbol
 from .lance_api import Table
 from .lance_errors import LANCE_ERRORS, IndexDamaged, detail, guarded_table, writing
-from .location import (IndexDir, IndexUnreachable, ObjectFolder, access_problem, connect, is_remote,
+from .location import (IndexDir, IndexUnreachable, ObjectFolder, access_problem, connect, in_bucket,
                        remove_tree)
 from .meta import META_FILE, pinned_version, read_meta, record_snapshot, write_meta
 from .schema import (CHUNKS, CONTENT_TABLES, FILES, FOLDER, FTS_COLUMNS, FTS_CONFIG, SCHEMA_VERSION, SNAPSHOT_TABLES,
@@ -116,7 +116,7 @@ class IndexStore:
         cls.remove(index_dir)  # this and other schema versions: unreadable by this one
         try:
             path.mkdir(parents=True, exist_ok=True)
-            if not is_remote(index_dir):  # a bucket is in no work tree
+            if not in_bucket(index_dir):  # a bucket is in no work tree
                 (index_dir / ".gitignore").write_text("# the repochat index: never committed\n*\n", encoding="utf-8")
         except OSError as exc:
             raise IndexStoreError(f"cannot write the index at {index_dir}: {detail(exc)}") from exc
