@@ -20,7 +20,7 @@ from ..repo.history import stability_order
 from .prefix_layout import Layout, LayoutMemory, arrange, fresh_layout
 from .prompt import Prompt, Prompter, RenderedFile, render_file
 from ..repo.filters import path_skip_reason
-from ..repo.walk import WalkResult, check_root, read_text, walk_repository
+from ..repo.walk import INVALID_IGNORE_LINE, WalkResult, check_root, read_text, walk_repository
 from ..tokens import count_tokens_batch, estimate_tokens
 
 # A tiktoken estimate this far above the context limit means retrieval for sure: skip exact tokenization.
@@ -33,6 +33,12 @@ class Repository:
     walked: WalkResult
     files: list[RenderedFile]  # readable files in stability order
     unreadable: int
+
+    def files_left_out(self, shown: int) -> int:
+        """Files not in a context that shows ``shown`` of them: the other readable ones, the unreadable ones and
+        those the walk skipped (an invalid ignore line is counted among the skips, but it is not a file)."""
+        skipped = sum(len(paths) for why, paths in self.walked.skipped.items() if why != INVALID_IGNORE_LINE)
+        return len(self.files) - shown + self.unreadable + skipped
 
 
 def load_repository(root: Path, settings: Settings, overrides: Mapping[str, str | None] | None = None,

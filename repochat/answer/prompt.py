@@ -69,10 +69,33 @@ class Prompt:
         self.tokens.extend(tokens)
         self.pieces.append(tokens)
 
+    def show_files(self, entries: Sequence[RenderedFile]) -> None:
+        """Files in the context, in order. Only the last copy of a file counts as shown, so a citation of a
+        superseded copy is flagged."""
+        last = {f.path: index for index, f in enumerate(entries)}
+        for index, rendered in enumerate(entries):
+            if last[rendered.path] == index and not rendered.deleted:
+                self.shown.add(rendered.path, 1, max(rendered.lines, 1))
+                self.paths.append(rendered.path)
+
+    def show_excerpt(self, excerpt: ExcerptLike) -> None:
+        self.excerpts.append(excerpt)
+        self.shown.add(excerpt.path, excerpt.start_line, excerpt.start_line + max(line_count(excerpt.text), 1) - 1)
+        if excerpt.path not in self.paths:
+            self.paths.append(excerpt.path)
+
 
 def question_language(question: str) -> str:
     """"ja" for a question written in Japanese (any kana or kanji), else "en"."""
     return "ja" if _JAPANESE.search(question) else "en"
+
+
+def question_text(question: str, cite: bool) -> str:
+    """The question and the answer instruction in the question's language (with ``cite``, the citation reminder)."""
+    instruction = ANSWER_INSTRUCTIONS[question_language(question)]
+    if cite:
+        instruction += " Then the source as file:line-line (for example src/example.py:10-12)."
+    return f"Question: {question.strip()}\n{instruction}"
 
 
 def deletion_notice(path: str) -> RenderedFile:
@@ -111,26 +134,19 @@ class Prompter:
         """The part after the cached prefix; the citation reminder sits next to the question, where a small model
         still pays attention to it. Without it (``cite`` False: repochat.answer.sources adds the citations) the model no
         longer copies the example path as its source."""
-        instruction = ANSWER_INSTRUCTIONS[question_language(question)]
-        if cite:
-            instruction += " Then the source as file:line-line (for example src/example.py:10-12)."
-        text = f"Question: {question.strip()}\n{instruction}"
-        return self.content(text) + self.tail
+        return self.content(question_text(question, cite)) + self.tail
 
     def whole(self, files: list[RenderedFile], appended: Sequence[RenderedFile] = ()) -> Prompt:
         """Every file in order; then the versions appended since that order was laid out (see repochat.answer.prefix_layout),
         under a heading. Only the last copy of a file counts as shown, so a citation of a superseded copy is
         flagged."""
         entries = [*files, *appended]
-        last = {f.path: index for index, f in enumerate(entries)}
         prompt = Prompt(list(self.head), list(self.head), appended=len({f.path for f in appended}))
         for index, rendered in enumerate(entries):
             if index == len(files):
                 prompt.add_piece(self.content(APPENDED_HEADING))
             prompt.add_piece(self.content(rendered.text))
-            if last[rendered.path] == index and not rendered.deleted:
-                prompt.shown.add(rendered.path, 1, max(rendered.lines, 1))
-                prompt.paths.append(rendered.path)
+        prompt.show_files(entries)
         return prompt
 
     def excerpts(self, excerpts: Sequence[ExcerptLike], max_tokens: int) -> Prompt:
@@ -141,8 +157,5 @@ class Prompter:
             if len(prompt.tokens) + len(tokens) > max_tokens:
                 continue  # a smaller excerpt further down may still fit
             prompt.add_piece(tokens)
-            prompt.excerpts.append(excerpt)
-            prompt.shown.add(excerpt.path, excerpt.start_line, excerpt.start_line + max(line_count(excerpt.text), 1) - 1)
-            if excerpt.path not in prompt.paths:
-                prompt.paths.append(excerpt.path)
+            prompt.show_excerpt(excerpt)
         return prompt

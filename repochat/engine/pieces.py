@@ -74,6 +74,10 @@ class Placement:
         """Key of the link of piece ``unit`` (>= 2): its first ``link_tokens`` recomputed behind the unit before it."""
         return hashlib.sha256(f"link|{link_tokens}|{self.keys[unit - 1]}|{self.keys[unit]}".encode()).hexdigest()
 
+    def link_length(self, unit: int, link_tokens: int) -> int:
+        """Tokens of unit's link: its first ``link_tokens``, or all of a shorter piece."""
+        return min(link_tokens, self.length(unit))
+
     def link_units(self, linked: int, link_tokens: int) -> range:
         """The units whose link an assembly needs, when units before ``linked`` are in memory, linked already."""
         return range(max(linked, 2), len(self.keys)) if link_tokens else range(0)
@@ -82,7 +86,7 @@ class Placement:
         """(tokens, start) of what an assembly prefills: each unit not ``done`` (the head in place, a piece alone
         behind it), then the links of units ``links`` (the head and the first piece have none)."""
         spans = [(self.length(unit), self.starts[1] if unit else 0) for unit, found in enumerate(done) if not found]
-        return spans + [(min(link_tokens, self.length(unit)), self.starts[unit]) for unit in links]
+        return spans + [(self.link_length(unit, link_tokens), self.starts[unit]) for unit in links]
 
 
 def missing_links(placement: Placement, store: PageStore, linked: int, link_tokens: int) -> list[int]:

@@ -117,7 +117,7 @@ def bench_replay(history: Path, commits: int, rev: str, settings: Settings, mode
         total = len(prompter.head) + sum(map(len, pieces))
         if seen:
             new = [len(unit) for unit, key in zip([prompter.head, *pieces], placement.keys) if key not in seen]
-            links = sum(min(link, placement.length(unit)) for key, unit in link_keys.items() if key not in seen)
+            links = sum(placement.link_length(unit, link) for key, unit in link_keys.items() if key not in seen)
             shares.append((sum(new) + links) / total)
             link_shares.append(links / total)
             if len(new) == 1:
