@@ -216,8 +216,7 @@ def serve_stdio(root: Path, settings: Settings, live: bool = True) -> None:
     # The refresh uses the engine only once an ask has loaded it (``tools`` is bound below, before it starts).
     refresher = KvRefresher(root, settings, lambda: tools.loaded_engine(), queue.turns) if live else None
     watcher = IndexWatcher(root, settings, gate, on_update=refresher.request if refresher else None) if live else None
-    if watcher is None:
-        _update_once_then_open(root, settings, gate)
+    updater = _update_once_then_open(root, settings, gate) if watcher is None else None
     tools = ServerTools(root, settings, gate, watcher, refresher)
     server = build_server(tools, gate, queue)
     if watcher is not None and refresher is not None:
@@ -231,17 +230,19 @@ def serve_stdio(root: Path, settings: Settings, live: bool = True) -> None:
             refresher.stop(timeout=0)  # ... and so does a refresh (close_engine_when_stopped waits for both)
         if watcher is not None:
             watcher.stop(timeout=5)
+        if updater is not None:
+            updater.join()  # exiting while it writes in native code (LanceDB) aborts the process
         if not close_engine_when_stopped(queue.turns, tools.close, ENGINE_STOP_WAIT_S):
             log.warning("a decode did not stop within %.0fs; exiting without freeing the model", ENGINE_STOP_WAIT_S)
 
 
-def _update_once_then_open(root: Path, settings: Settings, gate: IndexGate) -> None:
+def _update_once_then_open(root: Path, settings: Settings, gate: IndexGate) -> threading.Thread | None:
     """Without a watcher (--no-watch) the index is still brought up to date once, in the background as a watcher's
     first update is; queries wait for it (the gate opens after it, whether it worked or not). A read-only index is
     only read."""
     if settings.index_read_only:
         gate.open()
-        return
+        return None
 
     def update() -> None:
         try:
@@ -255,7 +256,9 @@ def _update_once_then_open(root: Path, settings: Settings, gate: IndexGate) -> N
         finally:
             gate.open()
 
-    threading.Thread(target=update, name="repochat-index-once", daemon=True).start()
+    thread = threading.Thread(target=update, name="repochat-index-once", daemon=True)
+    thread.start()
+    return thread
 
 
 def _log_to_stderr() -> None:
