@@ -289,15 +289,15 @@ class IndexStore:
     def vector_matrix(self) -> tuple[list[str], Any]:
         """All vectors as (keys, float32 matrix), cached per table version: a brute-force dot product over tens of
         thousands of 384-d vectors takes a few milliseconds, several times less than a LanceDB flat search."""
-        return self._cached(VECTOR_CACHE, "vectors", load_vector_matrix)
+        return self.cached_per_version(VECTOR_CACHE, "vectors", load_vector_matrix)
 
     def chunk_directory(self) -> ChunkDirectory:
         """Where every chunk is, by embed key, defined name and path, cached per table version: a vector hit, a name
         the query mentions or a definition's line becomes a chunk without a query (a filtered scan costs more than a
         whole search)."""
-        return self._cached(DIRECTORY_CACHE, "chunks", load_chunk_directory)
+        return self.cached_per_version(DIRECTORY_CACHE, "chunks", load_chunk_directory)
 
-    def _cached(self, cache: dict[str, Any], name: str, load: Callable[[Table], T]) -> T:
+    def cached_per_version(self, cache: dict[str, Any], name: str, load: Callable[[Table], T]) -> T:
         """``load(table)`` of table ``name``, kept in ``cache`` (one entry) until the index or the version read
         changes (a server asks the same index many times)."""
         table = self.table(name)

@@ -53,7 +53,7 @@ def words(text: str) -> list[str]:
 def file_bm25(store: IndexStore, query: str, known: set[str] | None = None, k: int = 50) -> dict[str, float]:
     """The ``k`` files of best BM25 score for ``query`` (of ``known`` when given), each score relative to the best
     one's."""
-    index: FilePostings = store._cached(_CACHE, "chunks", build_postings)
+    index: FilePostings = store.cached_per_version(_CACHE, "chunks", build_postings)
     scores = index.scores(query)
     if known is not None:
         scores = scores * np.array([path in known for path in index.paths])

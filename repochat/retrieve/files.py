@@ -290,7 +290,7 @@ def defining_files(store: IndexStore, names: list[str], known: set[str]) -> dict
 
 def _definitions(store: IndexStore) -> dict[str, set[str]]:
     """Defined name -> the files defining it, cached per symbols table version."""
-    return store._cached(_DEFINITIONS_CACHE, "symbols", _load_definitions)
+    return store.cached_per_version(_DEFINITIONS_CACHE, "symbols", _load_definitions)
 
 
 def _load_definitions(table: Table) -> dict[str, set[str]]:
