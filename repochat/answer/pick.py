@@ -8,7 +8,7 @@ listed, `Parser.fail_unknown_tag`, lost to `TemplateSyntaxError.__init__`). So t
 phrases: the answer starts with the top-ranked definition (or file) as fixed text, or with the three top-ranked files
 for a "which files" question, and then the model goes on freely to explain. (Left to add up to two of the next files
 under a grammar, it named a gold file among the first three in 11 of 20 dev-swelite issues; the ranking's own top
-three had one in 12.)
+three had one in 12. So no choice is left to the model: the grammar is the fixed text.)
 Definitions are ranked by chunk search; files by the file ranking (repochat.retrieve.files), whose best files'
 best chunks retrieval puts first in the context for a question about files.
 """
@@ -27,9 +27,7 @@ from ..retrieve.questions import question_kind
 
 # Index kinds (grammars/*/tags.scm @definition.<kind>) that a "which function" question can be answered with.
 NAMED_KINDS = frozenset({"function", "method", "class", "struct", "interface", "trait", "enum", "type", "module"})
-MAX_CHOICES = 4  # the best-ranked one and the three after it (for "which files")
-MAX_FILES = 3  # "which files": the answer names up to three ...
-FIXED_FILES = 3  # ... this many of them the best-ranked, as fixed text (the rest, if any, the model's choice)
+MAX_CHOICES = 3  # the most an answer names: a "which files" answer names the three best-ranked
 SEPARATOR = ", "
 
 
@@ -60,9 +58,13 @@ class Choice:
 @dataclass(frozen=True)
 class Pick:
     choices: list[Choice]  # best-ranked first
-    most: int  # how many the answer may name
     connector: str
-    fixed: int = 1  # how many of the first choices the answer names as fixed text (the model picks the rest)
+    fixed: int = 1  # how many of the first choices the answer names
+
+    @property
+    def text(self) -> str:
+        """The answer's first words: the named choices, then the connector."""
+        return SEPARATOR.join(choice.text for choice in self.choices[:self.fixed]) + self.connector
 
 
 def pick_for(question: str, prompt: Prompt) -> Pick | None:
@@ -70,15 +72,13 @@ def pick_for(question: str, prompt: Prompt) -> Pick | None:
     kind = question_kind(question)
     wording = WORDINGS[question_language(question)]
     if kind == "definition":
-        choices, most, fixed, connector = definition_choices(prompt, wording), 1, 1, wording.connector
+        choices, fixed, connector = definition_choices(prompt, wording), 1, wording.connector
     elif kind in ("file", "files"):
-        choices, most, fixed = file_choices(prompt, wording), 1, 1
-        if kind == "files":
-            most, fixed = MAX_FILES, FIXED_FILES
-        connector = wording.file_connector
+        choices, connector = file_choices(prompt, wording), wording.file_connector
+        fixed = MAX_CHOICES if kind == "files" else 1
     else:
         return None
-    return Pick(choices, most, connector, min(fixed, most, len(choices))) if choices else None
+    return Pick(choices, connector, min(fixed, len(choices))) if choices else None
 
 
 def definition_choices(prompt: Prompt, wording: Wording) -> list[Choice]:
@@ -101,29 +101,13 @@ def file_choices(prompt: Prompt, wording: Wording) -> list[Choice]:
 
 
 def pick_grammar(pick: Pick) -> str:
-    """GBNF: the ``fixed`` best-ranked choices separated by ", ", then up to ``most`` - ``fixed`` other ones, each
-    named once (the model repeated a file when it could), then the connector."""
-    fixed = max(pick.fixed, 1)
-    head = gbnf_literal(SEPARATOR.join(choice.text for choice in pick.choices[:fixed]))
-    tail = _further(pick.choices[fixed:], pick.most - fixed)
-    return f"root ::= {head} {f'({tail})?' if tail else ''} {gbnf_literal(pick.connector)}\n"
-
-
-def _further(choices: list[Choice], most: int) -> str:
-    """GBNF alternatives for ", " and one of ``choices``, then up to ``most`` - 1 more of the others."""
-    if most < 1 or not choices:
-        return ""
-    alternatives = []
-    for index, choice in enumerate(choices):
-        rest = _further(choices[:index] + choices[index + 1:], most - 1)
-        alternatives.append(f"{gbnf_literal(SEPARATOR)} {gbnf_literal(choice.text)}" + (f" ({rest})?" if rest else ""))
-    return " | ".join(alternatives)
+    """GBNF of the pick's text: decoding it under this grammar writes it token by token as the model would."""
+    return f"root ::= {gbnf_literal(pick.text)}\n"
 
 
 def answer_with_pick(engine: Engine, question_tokens: list[int], start: int, pick: Pick, max_tokens: int,
                      on_text: TextSink | None = None) -> Generation:
-    """Decode the question, write the pick under its grammar (the best-ranked choice fixed, the model choosing any
-    further ones), then continue freely."""
+    """Decode the question, write the pick's text under its grammar, then continue freely."""
     context = engine.context
     assert context is not None, "ensure_context first"
     first_at = 0.0
@@ -134,8 +118,7 @@ def answer_with_pick(engine: Engine, question_tokens: list[int], start: int, pic
         if on_text:
             on_text(piece)
 
-    longest = max(len(engine.model.tokenize(c.text)) for c in pick.choices)
-    budget = min(max_tokens, pick.most * (longest + 2) + len(engine.model.tokenize(pick.connector)) + 2)
+    budget = min(max_tokens, len(engine.model.tokenize(pick.text)) + 2)
     picked = generate_constrained(context, question_tokens, pick_grammar(pick), budget, start=start,
                                   on_text=stream)
     position = start + len(question_tokens) + picked.tokens
