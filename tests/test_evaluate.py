@@ -238,3 +238,17 @@ def test_figures_group_by_package_cases_file_and_overall() -> None:
     assert table["click"]["fts"]["hit@1"] == 0.5 and table["click"]["bm25-windows"]["hit@5"] == 1.0
     assert table["file:multi"]["fts"]["hit@5"] == 1.0 and table["file:multi"]["fts"]["hit@1"] == 0.0
     assert table["overall"]["fts"]["n"] == 3 and table["overall"]["fts"]["mrr@10"] == round((1 + 0.25) / 3, 3)
+
+
+def test_the_index_code_of_a_git_revision_keys_the_copies_it_built() -> None:
+    from devtools.evaluate.copies import index_code_fingerprint
+    checkout = Path(__file__).resolve().parent.parent
+    changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "repochat/index", "repochat/repo", "grammars"],
+                             cwd=checkout).returncode != 0
+    # HEAD's committed indexing code has the fingerprint of the code installed here, unless it was edited since.
+    assert (index_code_fingerprint("HEAD") == index_code_fingerprint()) is not changed
+    first = subprocess.run(["git", "rev-list", "--max-parents=0", "HEAD"], cwd=checkout, capture_output=True,
+                           text=True).stdout.split()[0]
+    assert index_code_fingerprint(first) != index_code_fingerprint("HEAD")  # the indexer has changed since
+    with pytest.raises(EvalError, match="no-such-revision"):
+        index_code_fingerprint("no-such-revision")

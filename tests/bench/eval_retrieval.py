@@ -34,10 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=default_work_dir(), help="cache of sources and indexes")
     parser.add_argument("--no-embed", action="store_true", help="skip vectors: score full-text and control only")
     parser.add_argument("--fresh", action="store_true", help="re-download and re-index every source")
+    parser.add_argument("--index-code", metavar="REV", default="",
+                        help="reuse the indexes built by git revision REV's indexing code (when only search changed)")
     args = parser.parse_args(argv)
     if args.k < 1:
         parser.error("--k must be at least 1")
-    options = EvalOptions(work=args.work.expanduser(), k=args.k, embed=not args.no_embed, fresh=args.fresh)
+    options = EvalOptions(work=args.work.expanduser(), k=args.k, embed=not args.no_embed, fresh=args.fresh,
+                          index_code=args.index_code)
     try:
         cases = load_cases(args.cases)
         with progress_reporter() as progress:

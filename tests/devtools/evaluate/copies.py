@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
 from importlib.resources import files
 from pathlib import Path
 from typing import Iterable
@@ -41,24 +42,60 @@ def blank_lines(text: str, spans: list[tuple[int, int]]) -> str:
     return "".join(lines)
 
 
-def copy_key(source_key: str, strips: StripSet, embedding_model: str) -> str:
-    """Folder key: the source, the strip set, the index schema and embedder, and the indexing code itself."""
+def copy_key(source_key: str, strips: StripSet, embedding_model: str, index_code: str = "") -> str:
+    """Folder key: the source, the strip set, the index schema and embedder, and the indexing code itself (as it is
+    now, or as it was at git revision ``index_code``)."""
     digest = hashlib.sha256()
     digest.update(json.dumps([source_key, strips, SCHEMA_VERSION, embedding_model], sort_keys=True).encode())
-    digest.update(index_code_fingerprint().encode())
+    digest.update(index_code_fingerprint(index_code).encode())
     return digest.hexdigest()[:16]
 
 
-def index_code_fingerprint() -> str:
-    """A hash of repochat's indexing code and grammars: a chunker change without a schema bump still re-indexes."""
+def index_code_fingerprint(revision: str = "") -> str:
+    """A hash of repochat's indexing code and grammars: a chunker change without a schema bump still re-indexes.
+    Any edit counts, a rename too; so with ``revision`` it is the hash of that git revision's code, and a run can
+    reuse the indexes built then (worth hours on the SWE-bench sources) once it is checked that indexing has not
+    changed since (for example, equal chunks tables for one source indexed at both revisions)."""
     digest = hashlib.sha256()
-    package = Path(repochat.__file__).resolve().parent
-    sources = [p for sub in _INDEX_CODE for p in sorted((package / sub).glob("*.py"))]
-    for path in sources:
-        digest.update(path.name.encode() + path.read_bytes())
-    for name, data in _grammar_files():
+    code = _code_at(revision) if revision else _code_installed()
+    for name, data in code + (_grammars_at(revision) if revision else _grammar_files()):
         digest.update(name.encode() + data)
     return digest.hexdigest()
+
+
+def _code_installed() -> list[tuple[str, bytes]]:
+    package = Path(repochat.__file__).resolve().parent
+    return [(path.name, path.read_bytes()) for sub in _INDEX_CODE for path in sorted((package / sub).glob("*.py"))]
+
+
+def _code_at(revision: str) -> list[tuple[str, bytes]]:
+    """As _code_installed, from ``revision`` (a folder it does not have holds nothing)."""
+    return [(path.rsplit("/", 1)[1], _git_show(revision, path)) for sub in _INDEX_CODE
+            for path in sorted(p for p in _git_lines("ls-tree", "--name-only", revision, f"repochat/{sub}/")
+                               if p.endswith(".py"))]
+
+
+def _grammars_at(revision: str) -> list[tuple[str, bytes]]:
+    """The grammar files of ``revision`` as _grammar_files names them: language/file, one level deep."""
+    paths = [p for p in _git_lines("ls-tree", "-r", "--name-only", revision, "grammars/") if p.count("/") == 2]
+    return [(path.split("/", 1)[1], _git_show(revision, path)) for path in sorted(paths)]
+
+
+def _git_lines(*args: str) -> list[str]:
+    return _git(*args).decode().split()
+
+
+def _git_show(revision: str, path: str) -> bytes:
+    return _git("show", f"{revision}:{path}")
+
+
+def _git(*args: str) -> bytes:
+    """git in repochat's own checkout (the indexing code's history)."""
+    checkout = Path(repochat.__file__).resolve().parent.parent
+    done = subprocess.run(["git", *args], cwd=checkout, capture_output=True)
+    if done.returncode != 0:
+        raise EvalError(f"git {' '.join(args)}: {done.stderr.decode().strip()}")
+    return done.stdout
 
 
 def _grammar_files() -> list[tuple[str, bytes]]:

@@ -37,6 +37,7 @@ class EvalOptions:
     k: int = 10
     embed: bool = True  # compute vectors; without them there is no hybrid mode to score
     fresh: bool = False  # re-download, re-copy and re-index everything
+    index_code: str = ""  # reuse the indexes built by this git revision's indexing code (copies.index_code_fingerprint)
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -117,7 +118,7 @@ class StrippedCopy(NamedTuple):
     folder: Path  # where the copy (and its index) live
 
 
-def stripped_copy(cases: list[Case], work: Path, fresh: bool, log: Log) -> StrippedCopy:
+def stripped_copy(cases: list[Case], work: Path, fresh: bool, log: Log, index_code: str = "") -> StrippedCopy:
     """The source of ``cases`` downloaded and copied without their doc comments, in a folder of ``work`` named by
     the source, the stripped lines and the embedder (reused by a later run)."""
     source = cases[0].source
@@ -126,14 +127,14 @@ def stripped_copy(cases: list[Case], work: Path, fresh: bool, log: Log) -> Strip
     root = prepare_source(source, work, fresh)
     strips = strip_set(cases)
     model = load_settings(root).embedding_model
-    folder = work / cache_name(source) / f"copy-{copy_key(source_key(source), strips, model)}"
+    folder = work / cache_name(source) / f"copy-{copy_key(source_key(source), strips, model, index_code)}"
     return StrippedCopy(label, root, make_stripped_copy(root, strips, folder, fresh), folder)
 
 
 def index_source(cases: list[Case], options: EvalOptions, progress: Progress | None, log: Log) -> IndexedSource:
     """The source of ``cases`` (all from one source) downloaded, stripped of their doc comments, indexed and
     embedded; each step reuses what an earlier run left in ``options.work``."""
-    label, root, tree, folder = stripped_copy(cases, options.work, options.fresh, log)
+    label, root, tree, folder = stripped_copy(cases, options.work, options.fresh, log, options.index_code)
     settings = load_settings(tree, {"index_dir": str(folder / "index")})
     log(f"{label}: indexing {tree}")
     started = time.perf_counter()
