@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=default_work_dir(), help="cache of sources and indexes")
     parser.add_argument("--no-embed", action="store_true", help="no vectors: retrieval by full-text search only")
     parser.add_argument("--fresh", action="store_true", help="re-download and re-index every source")
+    parser.add_argument("--index-code", metavar="REV", default="",
+                        help="reuse the indexes built by git revision REV's indexing code (when only search changed)")
     args = parser.parse_args(argv)
     for name in ("sample", "limit", "max_repo_tokens", "max_answer_tokens", "threads"):
         if getattr(args, name) < 0:
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     options = AnswerOptions(work=args.work.expanduser(), efforts=tuple(dict.fromkeys(args.effort or ["auto"])),
                             models=tuple(dict.fromkeys(args.model or ["default"])),
                             max_repo_tokens=args.max_repo_tokens, max_answer_tokens=args.max_answer_tokens,
-                            embed=not args.no_embed, fresh=args.fresh, threads=args.threads,
+                            embed=not args.no_embed, fresh=args.fresh, threads=args.threads, index_code=args.index_code,
                             settings=tuple(_setting(parser, text) for text in args.set))
     started = time.monotonic()
     rows = []

@@ -75,6 +75,7 @@ class AnswerOptions:
     fresh: bool = False
     threads: int = 0
     settings: tuple[tuple[str, str], ...] = ()  # (name, value) of settings to ask with, as in repochat.toml
+    index_code: str = ""  # reuse the indexes built by this git revision's indexing code (copies.index_code_fingerprint)
 
 
 @dataclass
@@ -155,12 +156,12 @@ def _prepare_group(group: list[Case], all_cases: list[Case], options: AnswerOpti
     """The cases of one source ready to ask: the whole doc-stripped package indexed, or one small copy each."""
     siblings = [c for c in all_cases if source_key(c.source) == source_key(group[0].source)]
     if not options.max_repo_tokens:
-        indexed = index_source(siblings, EvalOptions(work=options.work, embed=options.embed, fresh=options.fresh),
-                               None, log)
+        indexed = index_source(siblings, EvalOptions(work=options.work, embed=options.embed, fresh=options.fresh,
+                                                     index_code=options.index_code), None, log)
         settings = _settings(indexed.tree, Path(indexed.settings.index_path(indexed.tree)), options, options.work)
         files = _walked_files(indexed.tree, settings)
         return [Prepared(c, indexed.tree, settings, files) for c in group]
-    label, _root, tree, folder = stripped_copy(siblings, options.work, options.fresh, log)
+    label, _root, tree, folder = stripped_copy(siblings, options.work, options.fresh, log, options.index_code)
     prepared: list[Prepared] = []
     for case in group:
         small, offset = small_copy(tree, case, options.max_repo_tokens, folder / "small", options.fresh)
