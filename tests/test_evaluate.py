@@ -211,6 +211,15 @@ def test_whole_run_on_a_local_source(tmp_path: Path) -> None:
     assert again.sources[0].embedded == 0  # the cached index is reused: nothing to embed
 
 
+def test_a_source_that_cannot_be_prepared_is_skipped_not_fatal(tmp_path: Path) -> None:
+    cases_file = tmp_path / "cases.jsonl"
+    cases_file.write_text(json.dumps({"suite": "file-localization", "source": {"kind": "dir", "path": "gone"},
+                                      "query": "anything", "gold_files": ["a.py"], "id": "lost-1"}) + "\n")
+    run = run_evaluation(load_cases([cases_file]), EvalOptions(work=tmp_path / "work", k=10, embed=False))
+    assert "lost-1" in run.skipped and "does not exist" in run.skipped["lost-1"]
+    assert as_json(run)["skipped"] == run.skipped and not run.results
+
+
 def test_the_benchmark_script_reports_a_bad_cases_file_in_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"suite": "needle-docstring"}\n', encoding="utf-8")

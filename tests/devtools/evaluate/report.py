@@ -43,7 +43,7 @@ def latency(run: EvalRun) -> dict[str, float]:
 def as_json(run: EvalRun) -> dict[str, Any]:
     return {"k": run.options.k, "modes": list(run.options.modes), "figures": figures(run),
             "latency": latency(run), "sources": [asdict(s) for s in run.sources],
-            "cases": [asdict(r) for r in run.results]}
+            "cases": [asdict(r) for r in run.results], "skipped": run.skipped}
 
 
 def as_table(run: EvalRun) -> str:
@@ -64,4 +64,7 @@ def as_table(run: EvalRun) -> str:
     for s in run.sources:
         lines.append(f"{s.package}: {s.files} files, {s.chunks} chunks, index {s.index_seconds}s, "
                      f"embed {s.embed_seconds}s ({s.embedded} new vectors)")
+    if run.skipped:
+        lines.append(f"skipped {len(run.skipped)} case(s) whose source could not be prepared: "
+                     + ", ".join(sorted(run.skipped)))
     return "\n".join(lines).lstrip("\n")

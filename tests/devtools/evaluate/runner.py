@@ -16,7 +16,7 @@ from repochat.index.store import IndexStore
 from repochat.retrieve.files import rank_files
 from repochat.retrieve.search import search
 from .bm25 import WindowBM25, is_test_path
-from .cases import FILE_LOCALIZATION, Case
+from .cases import FILE_LOCALIZATION, Case, EvalError
 from .copies import copy_key, make_stripped_copy, strip_set
 from .metrics import Span, gold_rank
 from .sources import cache_name, prepare_source, source_key, source_label
@@ -76,14 +76,23 @@ class EvalRun:
     options: EvalOptions
     sources: list[SourceReport] = field(default_factory=list)
     results: list[CaseResult] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # case id -> why its source could not be prepared
 
 
 def run_evaluation(cases: list[Case], options: EvalOptions, progress: Progress | None = None,
                    log: Log | None = None) -> EvalRun:
-    """Prepare, index and score every source of the cases, in the order they first appear."""
+    """Prepare, index and score every source of the cases, in the order they first appear. A source that cannot be
+    prepared (an old sdist whose build metadata no longer installs, offline) is logged and its cases are named in
+    ``skipped`` instead of ending the run."""
     run = EvalRun(options)
+    say = log or (lambda _m: None)
     for group in source_groups(cases):
-        report, results = evaluate_source(group, options, progress, log or (lambda _m: None))
+        try:
+            report, results = evaluate_source(group, options, progress, say)
+        except EvalError as exc:
+            say(f"{source_label(group[0].source)}: skipped {len(group)} case(s): {exc}")
+            run.skipped.update({case.id: str(exc) for case in group})
+            continue
         run.sources.append(report)
         run.results += results
     return run
