@@ -13,8 +13,8 @@ from repochat.callbacks import Progress
 from repochat.config import Settings, load_settings
 from repochat.index.indexer import embed_pending, update_index
 from repochat.index.store import IndexStore
-from repochat.retrieve.files import rank_files
-from repochat.retrieve.search import search
+from repochat.retrieve.files import FileHit, rank_files
+from repochat.retrieve.search import SearchHit, search
 from .bm25 import WindowBM25, is_test_path
 from .cases import FILE_LOCALIZATION, Case, EvalError
 from .copies import copy_key, make_stripped_copy, strip_set
@@ -175,18 +175,18 @@ class _RepochatSearcher:
 
     def __call__(self, query: str, k: int, mode: str) -> tuple[list[Span], list[str], float]:
         """The k best chunks."""
-        self._warm_up(mode)
-        started = time.perf_counter()
-        hits = search(self._store, query, k=k, mode=mode, embedding_model=self._model)
-        seconds = time.perf_counter() - started
-        return ([(h.path, h.start_line, h.end_line) for h in hits],
-                [f"{h.location()} {h.symbol}".strip() for h in hits], seconds)
+        return self._timed(search, query, k, mode)
 
     def files(self, query: str, k: int, mode: str) -> tuple[list[Span], list[str], float]:
         """The k best files (rank_files), each as the span of its best chunk."""
+        return self._timed(rank_files, query, k, mode)
+
+    def _timed(self, rank: Callable[..., list[SearchHit] | list[FileHit]], query: str, k: int,
+               mode: str) -> tuple[list[Span], list[str], float]:
+        """``rank``'s k best hits as spans and names, and the seconds it took (after the warm-up)."""
         self._warm_up(mode)
         started = time.perf_counter()
-        hits = rank_files(self._store, query, k=k, mode=mode, embedding_model=self._model)
+        hits = rank(self._store, query, k=k, mode=mode, embedding_model=self._model)
         seconds = time.perf_counter() - started
         return ([(h.path, h.start_line, h.end_line) for h in hits],
                 [f"{h.location()} {h.symbol}".strip() for h in hits], seconds)
