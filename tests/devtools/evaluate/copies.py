@@ -57,8 +57,8 @@ def index_code_fingerprint(revision: str = "") -> str:
     reuse the indexes built then (worth hours on the SWE-bench sources) once it is checked that indexing has not
     changed since (for example, equal chunks tables for one source indexed at both revisions)."""
     digest = hashlib.sha256()
-    code = _code_at(revision) if revision else _code_installed()
-    for name, data in code + (_grammars_at(revision) if revision else _grammar_files()):
+    files = _code_at(revision) + _grammars_at(revision) if revision else _code_installed() + _grammar_files()
+    for name, data in files:
         digest.update(name.encode() + data)
     return digest.hexdigest()
 
