@@ -112,13 +112,17 @@ def test_names_written_as_calls() -> None:
 
     assert called_in("Like :func:`pass_context()`; `const n = interval(1000)` and mergeMap(x), not map(x) or ran.")\
         == ["interval", "mergeMap"]
+    # a reST "see also" names other definitions: requests' keys() says ".. seealso:: values() and items()."
+    assert called_in("Dict-like keys() that returns names. .. seealso:: values() and items(). Unlike popitem().") \
+        == ["keys", "popitem"]
+    assert called_in("Like keys().\n.. seealso:: values()\n   and items()\nThen popitem()") == ["keys", "popitem"]
 
 
 # Inputs that make a pattern start at every character of a long run and scan (or backtrack) to its end: quadratic
 # patterns take minutes on a megabyte of these, linear ones milliseconds.
 ADVERSARIAL = {"one word": "a" * 1_000_000, "camel": "aB" * 500_000, "snake": "a_" * 500_000, "caps": "A" * 1_000_000,
                "digits first": "9a" * 500_000, "unclosed links": "{@link " * 150_000, "roles": ":a:" * 300_000,
-               "unclosed literals": "[`" * 500_000, "dotted": "a." * 500_000, "non-ASCII": "aé" * 500_000,
+               "unclosed literals": "[`" * 500_000, "see also": ".. seealso::" * 100_000, "dotted": "a." * 500_000, "non-ASCII": "aé" * 500_000,
                "word then call": "a" * 1_000_000 + "é("}
 
 

@@ -52,9 +52,11 @@ MAX_GLOB_CHARS = 4_096
 # Every pattern below runs over the whole query, so each must take linear time in its length: a pattern that can
 # start at every character of a long word and scan to the word's end each time (or backtrack over it) is quadratic,
 # holds the GIL, and stalls a server. tests/test_search.py times them on adversarial megabyte inputs.
-# A doc comment's cross-references (reST :func:`x`, JSDoc {@link x}, Rust [`x`]) point at other definitions, not at
-# the one described: they do not count as naming it. ({@link stops at the next '{': an unclosed one per start.)
-_CROSS_REFERENCE = re.compile(r":\w+:`[^`]*`|\{@link[^{}]*\}|\[`[^`\]]*`\]")
+# A doc comment's cross-references (reST :func:`x` and ".. seealso::" up to the end of its sentence or of its indented
+# lines, JSDoc {@link x}, Rust [`x`]) point at other definitions, not at the one described: they do not count as
+# naming it. ({@link stops at the next '{': an unclosed one per start.)
+_CROSS_REFERENCE = re.compile(r":\w+:`[^`]*`|\{@link[^{}]*\}|\[`[^`\]]*`\]"
+                              r"|\.\. seealso::(?:[^\n]|\n[ \t])*?(?:\.(?=\s|$)|\n(?![ \t])|$)")
 _MARKUP = re.compile(r":\w+:|\.\. \w+(::)?|``?|\*\*?")  # reST roles and directives, literals, emphasis
 _CODE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}")
 # Starts only where a name starts (not inside one) and never gives characters back: one pass over each word.
