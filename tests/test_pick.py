@@ -6,6 +6,7 @@ real full-text index, asked at --effort low so the candidates are retrieved exce
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -119,15 +120,26 @@ def test_llama_cpp_accepts_the_pick_grammar(engine: Engine) -> None:
     GrammarSampler(engine.model, pick_grammar(Pick(files, ". ", 3))).close()
 
 
-def test_which_function_answer_starts_with_the_best_ranked_definition(engine: Engine, shop) -> None:
+def test_which_function_answer_starts_with_the_best_ranked_definition(engine: Engine, shop, tmp_path) -> None:
+    """The pick is streamed before the context is prefilled (it comes from the index); the model's words follow it,
+    streamed after it, and the answer holds both, exactly as streamed."""
     repo, settings = shop
+    settings = dataclasses.replace(settings, cache_dir=str(tmp_path / "cache"))  # no KV cached: this ask prefills
+    events: list[tuple[str, str]] = []
+    engine.close_context()
     result = ask(repo, "Which function computes the price after a percentage discount?", settings, engine=engine,
-                 effort="low")
+                 effort="low", on_text=lambda text: events.append(("text", text)),
+                 on_progress=lambda stage, done, total: events.append(("progress", stage)))
     assert result.coverage["mode"] == "retrieval"
     first = re.match(r"`(\w+)` in (\S+),", result.answer)
     assert first, result.answer
     assert first.group(1) == "apply_discount" and first.group(2) == "shop/pricing.py", result.answer
     assert result.references and result.references[0]["symbol"] == "apply_discount"
+    prefill = next(i for i, (kind, stage) in enumerate(events) if kind == "progress" and stage == "prefill")
+    assert events[0][0] == "text" and events[0][1].startswith(first.group(0)) and 0 < prefill, events[:3]
+    streamed = "".join(text for kind, text in events if kind == "text")
+    assert result.answer.startswith(streamed) and len(streamed) > len(first.group(0)), events
+    assert result.coverage["ttft_s"] < result.coverage["model_ttft_s"]
 
 
 def test_which_files_answer_names_files_that_were_retrieved(engine: Engine, shop) -> None:

@@ -25,7 +25,7 @@ from ..engine.reports import Generation, PrefixStats
 from ..engine.session import Engine, cache_identity, split_pages
 from ..errors import ConfigError, EngineError
 from .lookup import lookup_answer
-from .pick import answer_with_pick, pick_for
+from .pick import Pick, answer_with_pick, pick_for
 from .prompt import Prompt, Prompter
 from .references import Reference, answer_references
 from .render import check_citations
@@ -87,14 +87,16 @@ def _answer(repo: Repository, question: str, settings: Settings, effort: str, en
     if needed > plan.context_limit:
         raise ConfigError(f"the question is too long: {needed:,} tokens needed, context limit {plan.context_limit:,}")
     engine.ensure_context(max(plan.context, context_bucket(needed, plan.context_limit)))
+    pick = pick_for(question, prompt) if settings.pick else None
+    shown_at = show_pick(pick, on_text)
     stats = engine.load_context(prompt.head, prompt.pieces, kv_settings(settings, plan.mode), on_progress)
     stats.notices[:0] = notices
-    generation = _generate(question, question_tokens, prompt, settings, engine, on_text)
+    generation = _generate(question_tokens, prompt, pick, settings, engine, on_text)
     rendered = {f.path: f.text for f in repo.files}
     references = answer_references(generation.text, repo.root, prompt, rendered)
     trailer = _sources(repo, plan, prompt, engine, generation, references, on_text) if settings.sources else None
     answer = generation.text + (trailer.text if trailer else "")
-    coverage = _coverage(repo, plan, prompt, len(question_tokens), stats, generation, started)
+    coverage = _coverage(repo, plan, prompt, len(question_tokens), stats, generation, started, shown_at)
     coverage["sources_tokens"] = trailer.tokens if trailer else 0
     return AskResult(question, answer, check_citations(answer, prompt.shown), coverage,
                      [asdict(r) for r in references])
@@ -108,11 +110,21 @@ def kv_settings(settings: Settings, mode: str) -> Settings:
     return settings
 
 
-def _generate(question: str, question_tokens: list[int], prompt: Prompt, settings: Settings, engine: Engine,
+def show_pick(pick: Pick | None, on_text: TextSink | None) -> float:
+    """Stream the pick's text now, before the context is prefilled, and return when it was ready (0: no pick).
+    It comes from the index, not the model: the function or files a "which" question asks for show within a
+    second or two, where the model's first token waits for a prefill of a minute or more on 2 cores."""
+    if pick is None:
+        return 0.0
+    if on_text:
+        on_text(pick.text)
+    return time.monotonic()
+
+
+def _generate(question_tokens: list[int], prompt: Prompt, pick: Pick | None, settings: Settings, engine: Engine,
               on_text: TextSink | None) -> Generation:
     """The answer: a question asking *which* definition or file starts with the best-ranked candidate shown
-    (repochat.answer.pick), then the model's words; any other is answered freely."""
-    pick = pick_for(question, prompt) if settings.pick else None
+    (repochat.answer.pick, already streamed), then the model's words; any other is answered freely."""
     if pick is not None:
         return answer_with_pick(engine, question_tokens, len(prompt.tokens), pick, settings.max_answer_tokens, on_text)
     return engine.generate(question_tokens, len(prompt.tokens), settings.max_answer_tokens, on_text)
@@ -126,8 +138,11 @@ def _sources(repo: Repository, plan: Plan, prompt: Prompt, engine: Engine, gener
 
 
 def _coverage(repo: Repository, plan: Plan, prompt: Prompt, question_tokens: int, stats: PrefixStats,
-              generation: Generation, started: float) -> dict[str, Any]:
-    """What the answer was based on and what it cost: the coverage line of `repochat ask`."""
+              generation: Generation, started: float, shown_at: float = 0.0) -> dict[str, Any]:
+    """What the answer was based on and what it cost: the coverage line of `repochat ask`. ``ttft_s`` is when the
+    answer's first words were ready (a pick's, from the index), ``model_ttft_s`` when the model wrote its first
+    token."""
+    model_first = generation.first_token_at or time.monotonic()
     return {
         "mode": plan.mode,
         "files_in_context": len(prompt.paths) if plan.mode == "whole" else 0,
@@ -151,7 +166,8 @@ def _coverage(repo: Repository, plan: Plan, prompt: Prompt, question_tokens: int
         "link_tokens": stats.link_tokens,
         "link_s": round(stats.link_seconds, 3),
         "links_restored": stats.links_restored,
-        "ttft_s": round((generation.first_token_at or time.monotonic()) - started, 3),
+        "ttft_s": round((shown_at or model_first) - started, 3),
+        "model_ttft_s": round(model_first - started, 3),
         "total_s": round(time.monotonic() - started, 3),
         "notices": stats.notices,
         "plan": plan.reason,

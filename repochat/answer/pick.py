@@ -105,25 +105,24 @@ def pick_grammar(pick: Pick) -> str:
     return f"root ::= {gbnf_literal(pick.text)}\n"
 
 
-def answer_with_pick(engine: Engine, question_tokens: list[int], start: int, pick: Pick, max_tokens: int,
-                     on_text: TextSink | None = None) -> Generation:
-    """Decode the question, write the pick's text under its grammar, then continue freely."""
+def answer_with_pick(engine: Engine, question_tokens: list[int], start: int, pick: Pick,
+                     max_tokens: int, on_text: TextSink | None = None) -> Generation:
+    """Decode the question, write the pick's text under its grammar, then continue freely. The pick's text is not
+    streamed here: the caller showed it before the prefill (repochat.answer.ask), as it comes from the index, not the
+    model. The text returned starts with all of it, even where ``max_tokens`` cuts its decoding short."""
     context = engine.context
     assert context is not None, "ensure_context first"
-    first_at = 0.0
+    sampled: list[float] = []  # when the model wrote the pick's first token
 
-    def stream(piece: str) -> None:
-        nonlocal first_at
-        first_at = first_at or time.monotonic()
-        if on_text:
-            on_text(piece)
+    def first(_piece: str) -> None:
+        sampled[:] = sampled or [time.monotonic()]
 
     budget = min(max_tokens, len(engine.model.tokenize(pick.text)) + 2)
-    picked = generate_constrained(context, question_tokens, pick_grammar(pick), budget, start=start,
-                                  on_text=stream)
+    picked = generate_constrained(context, question_tokens, pick_grammar(pick), budget, start=start, on_text=first)
+    first_at = sampled[0] if sampled else 0.0
     position = start + len(question_tokens) + picked.tokens
     if picked.stopped == "context" or picked.tokens >= max_tokens:
-        return Generation(picked.text, picked.tokens, first_at, picked.stopped, position)
+        return Generation(pick.text, picked.tokens, first_at, picked.stopped, position)
     rest = engine.generate([], position, max_tokens - picked.tokens, on_text)  # the last pick token is decoded
-    return Generation(picked.text + rest.text, picked.tokens + rest.tokens, first_at or rest.first_token_at,
+    return Generation(pick.text + rest.text, picked.tokens + rest.tokens, first_at or rest.first_token_at,
                       rest.stopped, rest.end)

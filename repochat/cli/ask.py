@@ -81,9 +81,16 @@ def _print_coverage(coverage: dict[str, Any]) -> None:
     out.print(f"[dim]{coverage['mode']} mode: {files}, {coverage['files_left_out']} left out, "
               f"{coverage['context_tokens']:,} tokens, cache {coverage['cache']} "
               f"({coverage['restored_tokens']:,} restored, {coverage['prefilled_tokens']:,} prefilled), "
-              f"first token {coverage['ttft_s']:.1f}s, total {coverage['total_s']:.1f}s[/]")
+              f"{_first_words(coverage)}, total {coverage['total_s']:.1f}s[/]")
     for notice in coverage.get("notices", []):
         out.print(f"[yellow]{notice}[/]")
+
+
+def _first_words(coverage: dict[str, Any]) -> str:
+    """When the answer started; an answer that starts with the index's pick says when the model's words did."""
+    first = f"first token {coverage['ttft_s']:.1f}s"
+    model = coverage.get("model_ttft_s", coverage["ttft_s"])
+    return first if model - coverage["ttft_s"] < 0.05 else f"{first} (the model's {model:.1f}s)"
 
 
 def _print_remote_coverage(coverage: dict[str, Any]) -> None:
