@@ -2,6 +2,7 @@
 
     python tests/bench/bench_pieces.py                                   # replay, retrieval, whole
     python tests/bench/bench_pieces.py --parts replay --history . --commits 50 [--rev REV] [--split-tokens 1024]
+        [--unnumbered]
     python tests/bench/bench_pieces.py --parts retrieval [--package click] [--effort low]
     python tests/bench/bench_pieces.py --parts whole --tokens 19000      # the cold prefix-page ask: 15+ min on 2 cores
     python tests/bench/bench_pieces.py --parts quality                   # last: 30 asks of the answer benchmark
@@ -12,7 +13,9 @@ replay:    the last --commits commits of a git repository (default: this project
            one before it) no earlier commit had; links also reported apart. Vocabulary only, no decoding. Target:
            mean <= 3% (prefix pages with
            superseded copies: `bench_kv.py --parts replay`). --split-tokens N: what-if of definition-aligned pieces
-           (Python files cut before top-level def/class/decorator lines once a piece has N tokens).
+           (Python files cut before top-level def/class/decorator lines once a piece has N tokens). --unnumbered:
+           what-if of files shown without line numbers (a header, then the text), so that lines added above a
+           piece no longer change it.
 retrieval: a repository larger than the model's context (all .py files of --package), indexed without embeddings;
            each ask on a fresh engine (as a new process). Question A with an empty KV cache, then B (an overlapping
            topic) with A's pieces cached, B again (all its pieces cached), and B with an empty cache, pieces and
@@ -75,7 +78,7 @@ def _row(name: str, cov: dict) -> str:
 # --- replay -------------------------------------------------------------------------------------------------------
 
 # A top-level Python definition (a decorator first) in a rendered file, where the what-if split may cut it.
-_DEFINITION = re.compile(r"\d+\|(?:async def |def |class |@)")
+_DEFINITION = re.compile(r"(?:\d+\|)?(?:async def |def |class |@)")
 
 
 def split_rendered(text: str, piece_tokens: int) -> list[str]:
@@ -94,7 +97,7 @@ def split_rendered(text: str, piece_tokens: int) -> list[str]:
 
 
 def bench_replay(history: Path, commits: int, rev: str, settings: Settings, model_path: Path,
-                 split_tokens: int = 0) -> None:
+                 split_tokens: int = 0, unnumbered: bool = False) -> None:
     """Each commit's whole-repository pieces (one per file, as `ask` assembles them; with ``split_tokens``, the
     what-if of definition-aligned pieces); a piece is recomputed when its key (identity, head, own tokens) is new:
     the page store keeps every earlier one, up to its size bound."""
@@ -110,8 +113,9 @@ def bench_replay(history: Path, commits: int, rev: str, settings: Settings, mode
     for commit in revs:
         files = files_at(history, commit)
         order = stability_order(history, list(files), rev=commit, include_worktree=False)
-        pieces = [content(text) for path in order for text in split_rendered(render_file(path, files[path]).text,
-                                                                              split_tokens)]
+        shown = {path: f"=== {path} ===\n{files[path]}\n" if unnumbered else render_file(path, files[path]).text
+                 for path in order}
+        pieces = [content(text) for path in order for text in split_rendered(shown[path], split_tokens)]
         placement = Placement.of(identity, prompter.head, pieces)
         link_keys = {placement.link_key(unit, link): unit for unit in placement.link_units(0, link)}
         total = len(prompter.head) + sum(map(len, pieces))
@@ -130,6 +134,7 @@ def bench_replay(history: Path, commits: int, rev: str, settings: Settings, mode
     if shares:
         ordered = sorted(shares)
         split = f"files split before definitions every >= {split_tokens} tokens" if split_tokens else "one per file"
+        split += ", lines unnumbered" if unnumbered else ""
         print(f"replay of {len(shares)} commits of {history} up to {head[:10]} (pieces {split}, piece_link_tokens "
               f"{settings.piece_link_tokens}): mean share recomputed {sum(shares) / len(shares):.2%}, "
               f"median {ordered[len(ordered) // 2]:.2%}, max {ordered[-1]:.2%}  (target mean <= 3%); "
@@ -237,6 +242,8 @@ def main() -> None:
     parser.add_argument("--rev", default="HEAD", help="replay: the last commit replayed")
     parser.add_argument("--split-tokens", type=int, default=0,
                         help="replay what-if: files cut before top-level definitions into pieces of >= N tokens")
+    parser.add_argument("--unnumbered", action="store_true",
+                        help="replay what-if: files shown without line numbers (a header, then the text)")
     parser.add_argument("--quality-cases", type=Path, default=NEEDLES)
     parser.add_argument("--sample", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
@@ -248,7 +255,8 @@ def main() -> None:
                             embeddings=False, piece_link_tokens=args.link_tokens)
         model_path = resolve_model(settings)  # assembled before any timing
         if "replay" in parts:
-            bench_replay(args.history, args.commits, args.rev, settings, model_path, args.split_tokens)
+            bench_replay(args.history, args.commits, args.rev, settings, model_path, args.split_tokens,
+                         args.unnumbered)
         if "retrieval" in parts:
             repo = build_repository(scratch / "retrieval-repo", 10**9, args.package)  # all of the package
             retrieval = dataclasses.replace(settings, index_dir=str(scratch / "index"), kv_pieces_retrieval=True,
