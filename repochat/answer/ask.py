@@ -86,9 +86,9 @@ def _answer(repo: Repository, question: str, settings: Settings, effort: str, en
     needed = len(prompt.tokens) + len(question_tokens) + settings.max_answer_tokens
     if needed > plan.context_limit:
         raise ConfigError(f"the question is too long: {needed:,} tokens needed, context limit {plan.context_limit:,}")
-    engine.ensure_context(max(plan.context, context_bucket(needed, plan.context_limit)))
     pick = pick_for(question, prompt) if settings.pick else None
     shown_at = show_pick(pick, on_text)
+    engine.ensure_context(max(plan.context, context_bucket(needed, plan.context_limit)))
     stats = engine.load_context(prompt.head, prompt.pieces, kv_settings(settings, plan.mode), on_progress)
     stats.notices[:0] = notices
     generation = _generate(question_tokens, prompt, pick, settings, engine, on_text)

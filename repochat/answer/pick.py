@@ -105,21 +105,22 @@ def pick_grammar(pick: Pick) -> str:
     return f"root ::= {gbnf_literal(pick.text)}\n"
 
 
-def answer_with_pick(engine: Engine, question_tokens: list[int], start: int, pick: Pick,
-                     max_tokens: int, on_text: TextSink | None = None) -> Generation:
+def answer_with_pick(engine: Engine, question_tokens: list[int], start: int, pick: Pick, max_tokens: int,
+                     on_text: TextSink | None = None) -> Generation:
     """Decode the question, write the pick's text under its grammar, then continue freely. The pick's text is not
     streamed here: the caller showed it before the prefill (repochat.answer.ask), as it comes from the index, not the
     model. The text returned starts with all of it, even where ``max_tokens`` cuts its decoding short."""
     context = engine.context
     assert context is not None, "ensure_context first"
-    sampled: list[float] = []  # when the model wrote the pick's first token
+    first_at = 0.0  # when the model wrote the pick's first token
 
-    def first(_piece: str) -> None:
-        sampled[:] = sampled or [time.monotonic()]
+    def note_first(_piece: str) -> None:
+        nonlocal first_at
+        first_at = first_at or time.monotonic()
 
     budget = min(max_tokens, len(engine.model.tokenize(pick.text)) + 2)
-    picked = generate_constrained(context, question_tokens, pick_grammar(pick), budget, start=start, on_text=first)
-    first_at = sampled[0] if sampled else 0.0
+    picked = generate_constrained(context, question_tokens, pick_grammar(pick), budget, start=start,
+                                  on_text=note_first)
     position = start + len(question_tokens) + picked.tokens
     if picked.stopped == "context" or picked.tokens >= max_tokens:
         return Generation(pick.text, picked.tokens, first_at, picked.stopped, position)
