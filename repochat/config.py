@@ -68,8 +68,9 @@ class Settings:
     # end each answer with "Sources:" and 1-3 citations the model picks among the spans in the context (a grammar
     # allows nothing else), so every answer cites something valid; a few more decode steps (repochat.answer.sources)
     sources: bool = True
-    # a question asking which function or which files starts its answer with the model's pick among the candidates
-    # retrieved (a grammar allows nothing else), then goes on freely (repochat.answer.pick)
+    # a question asking which function or which files starts its answer with the best-ranked candidate (retrieved,
+    # or ranked by the index with the whole repository in the context), shown before the prefill; then the model
+    # goes on freely (repochat.answer.pick)
     pick: bool = True
     # tokens of retrieved context in retrieval mode; 0 = the size the answer benchmark says the model answers best
     # with, cut to what this machine prefills within interactive_prefill_s (engine/planner.py)

@@ -15,9 +15,10 @@ from engine_support import engine_settings, make_repo
 from repochat.answer.ask import ask
 from repochat.engine.grammar import GrammarSampler
 from repochat.engine.session import Engine
+from repochat.index.indexer import update_index
 from repochat.index.store import IndexStore
 from repochat.answer.pick import WORDINGS, Choice, Pick, definition_choices, file_choices, pick_for, pick_grammar
-from repochat.answer.prompt import Prompt, question_language
+from repochat.answer.prompt import question_language
 from repochat.retrieve.questions import file_query, question_kind
 from repochat.retrieve.excerpts import MAP_PATH, Excerpt
 from repochat.retrieve.files import rank_files
@@ -62,44 +63,38 @@ def test_japanese_is_told_apart_from_english() -> None:
     assert question_language("カートの合計は？") == "ja" and question_language("What is the cart total?") == "en"
 
 
-def _prompt(*excerpts: Excerpt) -> Prompt:
-    prompt = Prompt([])
-    prompt.excerpts.extend(excerpts)
-    return prompt
-
-
 def test_choices_are_the_definitions_and_files_shown_best_search_rank_first() -> None:
-    prompt = _prompt(Excerpt(MAP_PATH, 1, 3, "map", kind="map"),
-                     Excerpt("tests/test_cart.py", 1, 5, "def test_cart_total", "test_cart_total", "function"),
-                     Excerpt("shop/cart.py", 6, 15, "class Cart: ...", "Cart", "class", rank=2),
-                     Excerpt("README.md", 1, 3, "# shop", "", "text", rank=0),
-                     Excerpt("shop/pricing.py", 8, 9, "def add_tax", "add_tax", "function", rank=1))
-    english = [c.text for c in definition_choices(prompt, WORDINGS["en"])]
+    candidates = [Excerpt(MAP_PATH, 1, 3, "map", kind="map"),
+              Excerpt("tests/test_cart.py", 1, 5, "def test_cart_total", "test_cart_total", "function"),
+              Excerpt("shop/cart.py", 6, 15, "class Cart: ...", "Cart", "class", rank=2),
+              Excerpt("README.md", 1, 3, "# shop", "", "text", rank=0),
+              Excerpt("shop/pricing.py", 8, 9, "def add_tax", "add_tax", "function", rank=1)]
+    english = [c.text for c in definition_choices(candidates, WORDINGS["en"])]
     assert english == ["`add_tax` in shop/pricing.py", "`Cart` in shop/cart.py",
                        "`test_cart_total` in tests/test_cart.py"]  # named by the question only: after the ranked
-    assert [c.path for c in file_choices(prompt, WORDINGS["en"])] == [
+    assert [c.path for c in file_choices(candidates, WORDINGS["en"])] == [
         "README.md", "shop/pricing.py", "shop/cart.py"]  # three at most: the map is no file
-    assert definition_choices(prompt, WORDINGS["ja"])[0].text == "`add_tax`（shop/pricing.py）"
+    assert definition_choices(candidates, WORDINGS["ja"])[0].text == "`add_tax`（shop/pricing.py）"
 
 
 def test_files_the_file_ranking_placed_lead_the_file_choices() -> None:
-    prompt = _prompt(Excerpt("README.md", 1, 3, "# shop", "", "text", rank=0),
-                     Excerpt("shop/pricing.py", 8, 9, "def add_tax", "add_tax", "function", rank=1, file_rank=1),
-                     Excerpt("shop/cart.py", 6, 15, "class Cart: ...", "Cart", "class", rank=2, file_rank=0))
-    assert [c.path for c in file_choices(prompt, WORDINGS["en"])] == ["shop/cart.py", "shop/pricing.py", "README.md"]
+    candidates = [Excerpt("README.md", 1, 3, "# shop", "", "text", rank=0),
+              Excerpt("shop/pricing.py", 8, 9, "def add_tax", "add_tax", "function", rank=1, file_rank=1),
+              Excerpt("shop/cart.py", 6, 15, "class Cart: ...", "Cart", "class", rank=2, file_rank=0)]
+    assert [c.path for c in file_choices(candidates, WORDINGS["en"])] == ["shop/cart.py", "shop/pricing.py", "README.md"]
     # A definition is still picked by its chunk's search rank.
-    assert definition_choices(prompt, WORDINGS["en"])[0].text == "`add_tax` in shop/pricing.py"
+    assert definition_choices(candidates, WORDINGS["en"])[0].text == "`add_tax` in shop/pricing.py"
 
 
 def test_a_which_files_answer_names_the_three_best_ranked_files_as_fixed_text() -> None:
-    prompt = _prompt(*(Excerpt(f"shop/{name}.py", 1, 2, "x", "", "function", rank=0, file_rank=place)
-                       for place, name in enumerate(("cart", "pricing", "shipping", "tax"))))
-    pick = pick_for("Which files would need to change to resolve this issue?", prompt)
+    candidates = [Excerpt(f"shop/{name}.py", 1, 2, "x", "", "function", rank=0, file_rank=place)
+              for place, name in enumerate(("cart", "pricing", "shipping", "tax"))]
+    pick = pick_for("Which files would need to change to resolve this issue?", candidates)
     assert pick is not None and pick.fixed == 3
     grammar = pick_grammar(pick)
     # One literal, the ranking's order, then the connector: the model chooses none of the three, and adds no fourth.
     assert grammar == 'root ::= "`shop/cart.py`, `shop/pricing.py`, `shop/shipping.py`. "\n', grammar
-    one = pick_for("In which file is the cart defined?", prompt)
+    one = pick_for("In which file is the cart defined?", candidates)
     assert one is not None and one.fixed == 1 and "pricing" not in pick_grammar(one)
 
 
@@ -113,8 +108,8 @@ def shop(engine: Engine, tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_llama_cpp_accepts_the_pick_grammar(engine: Engine) -> None:
-    choices = definition_choices(_prompt(Excerpt("a b/c.py", 1, 2, "x", 'say "hi"', "function"),
-                                         Excerpt("d.py", 1, 2, "y", "run", "method")), WORDINGS["en"])
+    choices = definition_choices([Excerpt("a b/c.py", 1, 2, "x", 'say "hi"', "function"),
+                                  Excerpt("d.py", 1, 2, "y", "run", "method")], WORDINGS["en"])
     GrammarSampler(engine.model, pick_grammar(Pick(choices, ", which", 2))).close()  # raises if it does not parse
     files = [Choice(f"`shop/{name}.py`", f"shop/{name}.py") for name in ("cart", "pricing", "shipping", "tax")]
     GrammarSampler(engine.model, pick_grammar(Pick(files, ". ", 3))).close()
@@ -183,3 +178,28 @@ def test_a_japanese_question_is_searched_in_english_and_picks_the_right_function
     assert re.search(r"discount", english, re.I) and not re.search(r"[\u3040-\u30ff]", english), english
     result = ask(repo, "割引後の価格を計算する関数はどれですか？", settings, engine=engine, effort="low")
     assert result.answer.startswith("`apply_discount`（shop/pricing.py）は、"), result.answer
+
+
+def test_a_which_function_answer_with_the_whole_repository_starts_with_the_index_pick(engine: Engine, shop,
+                                                                                      tmp_path) -> None:
+    """--effort high puts every file in the context; the answer still starts with search's best definition, shown
+    before the repository is prefilled. With the pick off, nothing is shown before the prefill."""
+    repo, settings = shop
+    update_index(repo, settings)  # whole-repository mode uses an index that exists, and builds none
+    question = "Which function computes the price after a percentage discount?"
+
+    def asked(**changes: object) -> tuple[dict, list[str]]:
+        events: list[str] = []
+        engine.close_context()
+        result = ask(repo, question, dataclasses.replace(settings, cache_dir=str(tmp_path / str(changes)), **changes),
+                     engine=engine, effort="high", on_text=events.append,
+                     on_progress=lambda stage, done, total: events.append(f"<{stage}>"))
+        assert result.coverage["mode"] == "whole" and result.coverage["files_in_context"] == len(FILES)
+        return result.as_dict(), events
+
+    result, events = asked()
+    assert search(IndexStore.open(settings.index_path(repo)), question, k=1)[0].symbol == "apply_discount"
+    assert result["answer"].startswith("`apply_discount` in shop/pricing.py, which"), result["answer"]
+    assert events[0] == "`apply_discount` in shop/pricing.py, which" and "<pieces>" in events[1:], events[:4]
+    _unpicked, events = asked(pick=False)
+    assert events[0] == "<pieces>", events[:4]

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 from ..callbacks import TextSink
 from ..engine.grammar import gbnf_literal, generate_constrained
 from ..engine.reports import Generation
 from ..engine.session import Engine
-from .prompt import Prompt, question_language
+from .prompt import ExcerptLike, question_language
 from ..retrieve.questions import question_kind
 
 # Index kinds (grammars/*/tags.scm @definition.<kind>) that a "which function" question can be answered with.
@@ -67,35 +68,36 @@ class Pick:
         return SEPARATOR.join(choice.text for choice in self.choices[:self.fixed]) + self.connector
 
 
-def pick_for(question: str, prompt: Prompt) -> Pick | None:
-    """What an answer to ``question`` starts with, or None for an open question (or nothing to pick from)."""
+def pick_for(question: str, candidates: Sequence[ExcerptLike]) -> Pick | None:
+    """What an answer to ``question`` starts with, or None for an open question (or nothing to pick from).
+    ``candidates``: the excerpts retrieved, or in whole-repository mode the ranked chunks (all of them shown)."""
     kind = question_kind(question)
     wording = WORDINGS[question_language(question)]
     if kind == "definition":
-        choices, fixed, connector = definition_choices(prompt, wording), 1, wording.connector
+        choices, fixed, connector = definition_choices(candidates, wording), 1, wording.connector
     elif kind in ("file", "files"):
-        choices, connector = file_choices(prompt, wording), wording.file_connector
+        choices, connector = file_choices(candidates, wording), wording.file_connector
         fixed = MAX_CHOICES if kind == "files" else 1
     else:
         return None
     return Pick(choices, connector, min(fixed, len(choices))) if choices else None
 
 
-def definition_choices(prompt: Prompt, wording: Wording) -> list[Choice]:
-    """Definitions among the excerpts shown, best search rank first (the context puts the definitions the question
+def definition_choices(candidates: Sequence[ExcerptLike], wording: Wording) -> list[Choice]:
+    """Definitions among the candidates, best search rank first (the context puts the definitions the question
     names first, and a test named after the function would then lead)."""
-    ranked = sorted(prompt.excerpts, key=lambda e: e.rank)  # stable: unranked ones keep the context's order
+    ranked = sorted(candidates, key=lambda e: e.rank)  # stable: unranked ones keep the context's order
     found = [Choice(wording.definition.format(symbol=e.symbol, path=e.path), e.path) for e in ranked
              if e.symbol and e.kind in NAMED_KINDS and "`" not in e.symbol]
     return list(dict.fromkeys(found))[:MAX_CHOICES]
 
 
-def file_choices(prompt: Prompt, wording: Wording) -> list[Choice]:
+def file_choices(candidates: Sequence[ExcerptLike], wording: Wording) -> list[Choice]:
     """Files the excerpts come from (not the repository map, which is not a file): those the file ranking placed
     first (repochat.retrieve.files, which retrieval ran for a question about files), in its order, then the others
     by their chunks' search rank. On dev-swelite the file ranking named a gold file first in 0.61 of the issues, the
     first file among the chunk-search hits in 0.36."""
-    ranked = sorted(prompt.excerpts, key=lambda e: (e.file_rank, e.rank))
+    ranked = sorted(candidates, key=lambda e: (e.file_rank, e.rank))
     paths = dict.fromkeys(e.path for e in ranked if e.kind != "map" and "`" not in e.path)
     return [Choice(wording.file.format(path=path), path) for path in paths][:MAX_CHOICES]
 

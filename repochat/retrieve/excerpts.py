@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Settings
+from ..errors import IndexMissing
 from ..index.indexer import embed_pending, update_index
 from ..index.lock import IndexBusy
 from ..index.store import IndexStore
@@ -50,13 +51,32 @@ def retrieval_excerpts(root: Path, settings: Settings, question: str, budget_tok
     files = ranked_files(store, question, settings)
     map_budget = min(MAP_TOKENS, budget_tokens // MAP_SHARE)
     chosen = _fit(best_chunks(store, files) + named_definitions(store, question) + ranked, budget_tokens - map_budget)
+    overview = repo_map_excerpt(store, {h.path for h in chosen}, map_budget)
+    return ([overview] if overview else []) + _ranked_excerpts(chosen, ranked, files)
+
+
+def ranked_candidates(root: Path, settings: Settings, question: str) -> list[Excerpt]:
+    """For a question about the whole repository in the context: the chunks search ranks best for it and the best
+    chunks of the files ranked best (a question about files), with their ranks, as retrieval would show them. The
+    pick (repochat.answer.pick) chooses among them; the context already holds them all. An index that was never
+    built is not built for this (whole-repository mode needs none): no candidates then."""
+    try:
+        IndexStore.open(settings.index_path(root))
+    except IndexMissing:
+        return []
+    store = fresh_index(root, settings)
+    ranked = search(store, question, k=SEARCH_DEPTH, embedding_model=settings.embedding_model)
+    files = ranked_files(store, question, settings)
+    return _ranked_excerpts(best_chunks(store, files) + ranked, ranked, files)
+
+
+def _ranked_excerpts(hits: list[SearchHit], ranked: list[SearchHit], files: list[FileHit]) -> list[Excerpt]:
+    """``hits`` as excerpts, each with its place in the search ranking and its file's in the file ranking."""
     rank = {(h.path, h.start_line, h.end_line): index for index, h in reversed(list(enumerate(ranked)))}
     file_rank = {hit.path: index for index, hit in enumerate(files)}
-    overview = repo_map_excerpt(store, {h.path for h in chosen}, map_budget)
-    return ([overview] if overview else []) + [
-        Excerpt(h.path, h.start_line, h.end_line, h.text, h.symbol, h.kind,
-                rank.get((h.path, h.start_line, h.end_line), UNRANKED), file_rank.get(h.path, UNRANKED))
-        for h in chosen]
+    return [Excerpt(h.path, h.start_line, h.end_line, h.text, h.symbol, h.kind,
+                    rank.get((h.path, h.start_line, h.end_line), UNRANKED), file_rank.get(h.path, UNRANKED))
+            for h in hits]
 
 
 def ranked_files(store: IndexStore, question: str, settings: Settings) -> list[FileHit]:
