@@ -19,7 +19,7 @@ from repochat.index.indexer import update_index
 from repochat.index.store import IndexStore
 from repochat.answer.pick import WORDINGS, Choice, Pick, definition_choices, file_choices, pick_for, pick_grammar
 from repochat.answer.prompt import question_language
-from repochat.retrieve.questions import file_query, question_kind
+from repochat.retrieve.questions import definition_query, file_query, question_kind
 from repochat.retrieve.excerpts import MAP_PATH, Excerpt
 from repochat.retrieve.files import rank_files
 from repochat.retrieve.search import search
@@ -57,6 +57,17 @@ FILES = {
 ])
 def test_question_kind_follows_the_wording(question: str, kind: str | None) -> None:
     assert question_kind(question) == kind
+
+
+def test_a_definition_question_is_searched_by_the_description_it_quotes() -> None:
+    needle = "Which function or method does the following: 'Return the price after tax, if it's due'? Name it."
+    assert definition_query(needle) == "Return the price after tax, if it's due"
+    assert definition_query("Which class does “hold the items of a shopping cart”?") == \
+        "hold the items of a shopping cart"
+    for unchanged in ("Which function raises 'out of stock'?",  # a short quote: searched with the question
+                      "Which files would need to change? 'Tax is applied twice to the cart total'",  # not a definition
+                      "Which function adds the tax?", "It's the cart's total: which method computes it?"):
+        assert definition_query(unchanged) == unchanged
 
 
 def test_japanese_is_told_apart_from_english() -> None:

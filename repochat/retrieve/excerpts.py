@@ -14,7 +14,7 @@ from ..errors import IndexMissing
 from ..index.indexer import embed_pending, update_index
 from ..index.lock import IndexBusy
 from ..index.store import IndexStore
-from .questions import asks_for_files, file_query
+from .questions import asks_for_files, definition_query, file_query
 from .files import FileHit, best_chunks, rank_files
 from .repomap import rank_definitions, render_map
 from .search import SearchHit, definitions_named, search
@@ -47,7 +47,7 @@ def retrieval_excerpts(root: Path, settings: Settings, question: str, budget_tok
     """A repo map of the files around the answer, then excerpts for the question, most relevant first; together
     within budget_tokens (estimated)."""
     store = fresh_index(root, settings)
-    ranked = search(store, question, k=SEARCH_DEPTH, embedding_model=settings.embedding_model)
+    ranked = search(store, definition_query(question), k=SEARCH_DEPTH, embedding_model=settings.embedding_model)
     files = ranked_files(store, question, settings)
     map_budget = min(MAP_TOKENS, budget_tokens // MAP_SHARE)
     chosen = _fit(best_chunks(store, files) + named_definitions(store, question) + ranked, budget_tokens - map_budget)
@@ -65,7 +65,7 @@ def ranked_candidates(root: Path, settings: Settings, question: str) -> list[Exc
     except IndexMissing:
         return []
     store = fresh_index(root, settings)
-    ranked = search(store, question, k=SEARCH_DEPTH, embedding_model=settings.embedding_model)
+    ranked = search(store, definition_query(question), k=SEARCH_DEPTH, embedding_model=settings.embedding_model)
     files = ranked_files(store, question, settings)
     return _ranked_excerpts(best_chunks(store, files) + ranked, ranked, files)
 

@@ -19,6 +19,10 @@ QUESTION_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("file", re.compile(r"\b(?:which|what)\s+(?:source\s+)?file\b|どのファイル", re.I)),
 )
 FILE_KINDS = frozenset({"file", "files"})
+# Quotes a question may put a passage in: from the first opening to the last closing one of a kind (an apostrophe
+# inside stays in the passage).
+QUOTES = (("'", "'"), ('"', '"'), ("“", "”"), ("「", "」"))
+MIN_QUOTED_WORDS = 5  # shorter quotes (an error message's two words) are searched with the rest of the question
 
 
 def question_kind(question: str) -> str | None:
@@ -43,3 +47,21 @@ def file_query(question: str) -> str:
     if rest.strip() and asks_for_files(first):
         return f"{rest.strip()}\n\n{first.strip()}"
     return question
+
+
+def definition_query(question: str) -> str:
+    """The text to search for a question about a definition: a description it quotes ("Which function does the
+    following: '<a docstring>'?"), without the words around it, which say what the answer should look like and
+    not what it is about. On the 105 dev needle cases, searching the question as asked put the function first in
+    0.695 of them, the quoted description alone in 0.724 (as often as the bare description). Other questions as
+    asked."""
+    if question_kind(question) != "definition":
+        return question
+    passages = [passage for passage in map(str.strip, _quoted(question)) if len(passage.split()) >= MIN_QUOTED_WORDS]
+    return max(passages, key=len) if passages else question
+
+
+def _quoted(question: str) -> list[str]:
+    """What the question quotes, per kind of quote (str.find and rfind: linear in the question's length)."""
+    spans = [(question.find(opening), question.rfind(closing)) for opening, closing in QUOTES]
+    return [question[start + 1:end] for start, end in spans if 0 <= start < end]
