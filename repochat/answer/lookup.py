@@ -378,6 +378,7 @@ def _coverage(store: IndexStore, asked: Lookup, shown: ShownLines, started: floa
         "link_s": 0.0,
         "links_restored": 0,
         "ttft_s": elapsed,
+        "model_ttft_s": elapsed,  # no model ran: the whole answer was ready at once
         "total_s": elapsed,
         "notices": [],
         "plan": f"lookup: {asked.intent} of {asked.name}, answered from the index",

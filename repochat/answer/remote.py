@@ -171,7 +171,7 @@ def _coverage(repo: Repository, context: RemoteContext, engine: ChatEngine, comp
     cached = completion.cached_tokens
     cache = "unreported" if cached is None else ("hit" if cached and cached >= prompt_tokens - 64 else
                                                  "partial" if cached else "miss")
-    return {
+    coverage: dict[str, Any] = {
         "mode": mode,
         "engine": engine.url,
         "server": engine.server,
@@ -194,6 +194,8 @@ def _coverage(repo: Repository, context: RemoteContext, engine: ChatEngine, comp
         "notices": [],
         "plan": context.reason,
     }
+    coverage["model_ttft_s"] = coverage["ttft_s"]  # no pick here: the server's first token is the answer's
+    return coverage
 
 
 def remote_status(root: Path, settings: Settings) -> dict[str, Any]:
