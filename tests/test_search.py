@@ -184,6 +184,30 @@ def test_repo_map_ranks_referenced_definitions_and_respects_budget(store: IndexS
     assert "taskq/queue.py:" in text
 
 
+def test_a_which_function_context_shows_the_best_ranked_definition_first(tmp_path: Path) -> None:
+    """The description a which-function question quotes names two long siblings; they no longer fill the budget
+    before the definition search ranks first, which the answer starts with."""
+    from repochat.retrieve.excerpts import retrieval_excerpts
+    from repochat.retrieve.questions import definition_query
+
+    body = "".join(f"    step_{i} = record(job, {i})\n" for i in range(40))
+    files = {"jobs/alpha.py": f"def alpha_helper(job):\n{body}    return job\n",
+             "jobs/beta.py": f"def beta_helper(job):\n{body}    return job\n",
+             "jobs/retry.py": "def retry_delay(attempt, base=2.0):\n    return base ** attempt\n"}
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    settings = load_settings(tmp_path, {"index_dir": str(tmp_path / ".index"), "embeddings": "false"})
+    question = ("Which function does the following: 'The retry delay of an attempt: how long a failed job waits "
+                "before it is retried; unlike alpha_helper and beta_helper it records nothing'?")
+    update_index(tmp_path, settings)
+    assert search(IndexStore.open(settings.index_path(tmp_path)), definition_query(question), k=1)[0].symbol == \
+        "retry_delay"
+    # a budget that the two siblings the question names would fill on their own
+    excerpts = [e for e in retrieval_excerpts(tmp_path, settings, question, 1280) if e.symbol]
+    assert excerpts[0].symbol == "retry_delay" and excerpts[0].rank == 0, [e.symbol for e in excerpts]
+
+
 def test_retrieval_context_is_a_map_then_exact_excerpts_within_budget(tmp_path: Path) -> None:
     from repochat.retrieve.excerpts import MAP_PATH, retrieval_excerpts
 

@@ -14,7 +14,7 @@ from ..errors import IndexMissing
 from ..index.indexer import embed_pending, update_index
 from ..index.lock import IndexBusy
 from ..index.store import IndexStore
-from .questions import asks_for_files, definition_query, file_query
+from .questions import asks_for_files, definition_query, file_query, question_kind
 from .files import FileHit, best_chunks, rank_files
 from .repomap import rank_definitions, render_map
 from .search import SearchHit, definitions_named, search
@@ -50,9 +50,19 @@ def retrieval_excerpts(root: Path, settings: Settings, question: str, budget_tok
     ranked = search(store, definition_query(question), k=SEARCH_DEPTH, embedding_model=settings.embedding_model)
     files = ranked_files(store, question, settings)
     map_budget = min(MAP_TOKENS, budget_tokens // MAP_SHARE)
-    chosen = _fit(best_chunks(store, files) + named_definitions(store, question) + ranked, budget_tokens - map_budget)
+    chosen = _fit(best_chunks(store, files) + _best_definition(ranked, question) + named_definitions(store, question)
+                  + ranked, budget_tokens - map_budget)
     overview = repo_map_excerpt(store, {h.path for h in chosen}, map_budget)
     return ([overview] if overview else []) + _ranked_excerpts(chosen, ranked, files)
+
+
+def _best_definition(ranked: list[SearchHit], question: str) -> list[SearchHit]:
+    """A question asking which function: the definition search ranks first, which its answer starts with
+    (repochat.answer.pick), so it must be shown even where the definitions the question names fill the budget (a
+    quoted description that names its siblings: rxjs' fromEvent lost to fromEventPattern that way)."""
+    if question_kind(question) != "definition":
+        return []
+    return next(([hit] for hit in ranked if hit.symbol), [])
 
 
 def ranked_candidates(root: Path, settings: Settings, question: str) -> list[Excerpt]:
